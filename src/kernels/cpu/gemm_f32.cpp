@@ -1,0 +1,39 @@
+#include "kernels/cpu/gemm_f32.hpp"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <vector>
+
+#include "core/cpu_features.hpp"
+#include "core/scratch.hpp"
+#include "formats/dense.hpp"
+
+namespace planeq::cpu {
+
+void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BOperand& B, float* C, int64_t ldc,
+              bool accumulate, int threads) {
+    if (M <= 0 || N <= 0) return;
+    if (simd_level() == SimdLevel::Avx512) gemm_f32_avx512(M, N, K, A, lda, B, C, ldc, accumulate, threads);
+    else gemm_f32_openblas(M, N, K, A, lda, B, C, ldc, accumulate, threads);
+}
+
+void gemm_f32_openblas(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BOperand& B, float* C,
+                       int64_t ldc, bool accumulate, int threads) {
+    const float* b = static_cast<const float*>(B.data);
+    int64_t ldb = B.ld;
+    if (B.dtype != DType::F32) {  // widen to f32 first: OpenBLAS has no bf16/f16 sgemm
+        const int64_t rows = B.rows_are_n ? N : K, cols = B.rows_are_n ? K : N;
+        float* wf = scratch_floats(size_t(rows * cols), 4);
+        const auto* src = static_cast<const uint8_t*>(B.data);
+        const size_t esz = dtype_size(B.dtype);
+#pragma omp parallel for schedule(static) if (threads != 1)
+        for (int64_t r = 0; r < rows; ++r) dense_to_f32(B.dtype, src + size_t(r * B.ld) * esz, 0, size_t(cols), wf + r * cols);
+        b = wf;
+        ldb = cols;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, B.rows_are_n ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), 1.0f, A,
+                int(lda), b, int(ldb), accumulate ? 1.0f : 0.0f, C, int(ldc));
+}
+
+}  // namespace planeq::cpu

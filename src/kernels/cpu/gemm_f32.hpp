@@ -1,0 +1,30 @@
+// f32 GEMM for prefill and attention: C[M×N] (+)= A[M×K] · op(B), A in f32, B in f32/bf16/f16.
+// The AVX-512 path is ours (OpenBLAS in Debian is pinned to its AVX2 kernels on this class of CPU and
+// reaches about half the machine's f32 peak); without AVX-512 it falls back to OpenBLAS.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.hpp"
+
+namespace planeq::cpu {
+
+struct BOperand {
+    const void* data = nullptr;
+    DType dtype = DType::F32;  // F32, BF16 or F16
+    int64_t ld = 0;            // elements between consecutive rows of the stored matrix
+    bool rows_are_n = true;    // stored [N × K] (a linear's weight, attention keys); false: stored [K × N] (values)
+};
+
+// threads: 0 = use the OpenMP team (call from outside a parallel region); 1 = run on the calling thread.
+void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BOperand& B, float* C, int64_t ldc,
+              bool accumulate = false, int threads = 0);
+
+// The AVX-512 implementation (exposed for tests and benchmarks; requires SimdLevel::Avx512).
+void gemm_f32_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BOperand& B, float* C,
+                     int64_t ldc, bool accumulate, int threads);
+// The fallback through OpenBLAS (any CPU).
+void gemm_f32_openblas(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BOperand& B, float* C,
+                       int64_t ldc, bool accumulate, int threads);
+
+}  // namespace planeq::cpu

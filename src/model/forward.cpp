@@ -1,0 +1,151 @@
+#include "model/forward.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/error.hpp"
+#include "core/scratch.hpp"
+#include "kernels/cpu/gemm_f32.hpp"
+
+namespace planeq {
+
+ForwardBuffers::ForwardBuffers(const ModelConfig& c, int64_t n) : max_tokens(n) {
+    x.resize(size_t(n * c.hidden));
+    h.resize(size_t(n * c.hidden));
+    q.resize(size_t(n * c.q_dim()));
+    k.resize(size_t(n * c.kv_dim()));
+    v.resize(size_t(n * c.kv_dim()));
+    attn.resize(size_t(n * std::max(c.q_dim(), c.hidden)));
+    gate.resize(size_t(n * c.intermediate));
+    up.resize(size_t(n * c.intermediate));
+}
+
+void rmsnorm(const float* x, const float* weight, int64_t n, int64_t dim, double eps, float* out) {
+#pragma omp parallel for schedule(static) if (n * dim > 32768)
+    for (int64_t t = 0; t < n; ++t) {
+        const float* xt = x + t * dim;
+        float* ot = out + t * dim;
+        double ss = 0;
+        for (int64_t i = 0; i < dim; ++i) ss += double(xt[i]) * xt[i];
+        const float inv = 1.0f / std::sqrt(float(ss / double(dim)) + float(eps));
+        for (int64_t i = 0; i < dim; ++i) ot[i] = weight[i] * (xt[i] * inv);
+    }
+}
+
+namespace {
+
+// Per-head RMSNorm (Qwen3 q_norm / k_norm) then RoPE, for n tokens of `heads` heads each.
+void norm_and_rotate(const Model& m, const std::vector<float>& norm, float* qk, int64_t n, int64_t heads, int64_t pos0) {
+    const int64_t hd = m.config.head_dim;
+#pragma omp parallel for schedule(static) if (n * heads > 64)
+    for (int64_t i = 0; i < n * heads; ++i) {
+        float* v = qk + i * hd;
+        if (!norm.empty()) rmsnorm(v, norm.data(), 1, hd, m.config.rms_eps, v);
+        m.rope.apply(v, pos0 + i / heads);
+    }
+}
+
+inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+}  // namespace
+
+void attention(const ModelConfig& c, const KVCache& cache, int64_t layer, const float* q, int64_t n, int64_t pos0, float* out) {
+    const int64_t hd = c.head_dim, q_dim = c.q_dim(), kv_dim = c.kv_dim();
+    const int64_t group = c.n_heads / c.n_kv_heads;
+    const float scale = 1.0f / std::sqrt(float(hd));
+    const int64_t chunk = 128;  // query rows per step: keys beyond the chunk's last query are never computed
+    const int64_t n_chunks = (n + chunk - 1) / chunk;
+    const float* kbase = cache.k_at(layer, 0);
+    const float* vbase = cache.v_at(layer, 0);
+
+#pragma omp parallel for schedule(dynamic) collapse(2)
+    for (int64_t h = 0; h < c.n_heads; ++h)
+        for (int64_t ci = 0; ci < n_chunks; ++ci) {
+            const int64_t i0 = ci * chunk, i1 = std::min(n, i0 + chunk), rows = i1 - i0;
+            const int64_t kv_head = h / group;
+            // Keys visible to this chunk: [first, last) — causal, and a sliding window when the model has one.
+            const int64_t last = pos0 + i1;
+            const int64_t first = c.sliding_window > 0 ? std::max<int64_t>(0, pos0 + i0 - c.sliding_window + 1) : 0;
+            const int64_t span = last - first;
+            float* s = scratch_floats(size_t(rows * span), 1);
+            cpu::gemm_f32(rows, span, hd, q + i0 * q_dim + h * hd, q_dim,
+                          cpu::BOperand{kbase + first * kv_dim + kv_head * hd, DType::F32, kv_dim, true}, s, span, false, 1);
+            for (int64_t r = 0; r < rows; ++r) {
+                const int64_t qpos = pos0 + i0 + r;
+                const int64_t lo = c.sliding_window > 0 ? std::max<int64_t>(first, qpos - c.sliding_window + 1) : first;
+                float* row = s + r * span;
+                float mx = -std::numeric_limits<float>::infinity();
+                for (int64_t j = lo; j <= qpos; ++j) mx = std::max(mx, row[j - first] * scale);
+                float sum = 0;
+                for (int64_t j = first; j < last; ++j) {
+                    float e = 0;
+                    if (j >= lo && j <= qpos) e = std::exp(row[j - first] * scale - mx);
+                    row[j - first] = e;
+                    sum += e;
+                }
+                const float inv = 1.0f / sum;
+                for (int64_t j = 0; j < span; ++j) row[j] *= inv;
+            }
+            cpu::gemm_f32(rows, hd, span, s, span, cpu::BOperand{vbase + first * kv_dim + kv_head * hd, DType::F32, kv_dim, false},
+                          out + i0 * q_dim + h * hd, q_dim, false, 1);
+        }
+}
+
+void block_forward(const Model& m, int64_t layer, float* x, int64_t n, int64_t pos0, KVCache& cache, ForwardBuffers& buf) {
+    const ModelConfig& c = m.config;
+    const Block& b = m.blocks[size_t(layer)];
+    const int64_t d = c.hidden;
+
+    // Attention sub-block.
+    rmsnorm(x, b.attn_norm.data(), n, d, c.rms_eps, buf.h.data());
+    b.q.forward(buf.h.data(), n, buf.q.data());
+    b.k.forward(buf.h.data(), n, buf.k.data());
+    b.v.forward(buf.h.data(), n, buf.v.data());
+    norm_and_rotate(m, b.q_norm, buf.q.data(), n, c.n_heads, pos0);
+    norm_and_rotate(m, b.k_norm, buf.k.data(), n, c.n_kv_heads, pos0);
+    for (int64_t t = 0; t < n; ++t) {
+        std::copy_n(buf.k.data() + t * c.kv_dim(), c.kv_dim(), cache.k_at(layer, pos0 + t));
+        std::copy_n(buf.v.data() + t * c.kv_dim(), c.kv_dim(), cache.v_at(layer, pos0 + t));
+    }
+    attention(c, cache, layer, buf.q.data(), n, pos0, buf.attn.data());
+    b.o.forward(buf.attn.data(), n, buf.h.data());
+    for (int64_t i = 0; i < n * d; ++i) x[i] += buf.h[size_t(i)];
+
+    // Feed-forward sub-block (SwiGLU).
+    rmsnorm(x, b.ffn_norm.data(), n, d, c.rms_eps, buf.h.data());
+    b.gate.forward(buf.h.data(), n, buf.gate.data());
+    b.up.forward(buf.h.data(), n, buf.up.data());
+    const int64_t ni = n * c.intermediate;
+#pragma omp parallel for schedule(static) if (ni > 65536)
+    for (int64_t i = 0; i < ni; ++i) buf.gate[size_t(i)] = silu(buf.gate[size_t(i)]) * buf.up[size_t(i)];
+    b.down.forward(buf.gate.data(), n, buf.h.data());
+    for (int64_t i = 0; i < n * d; ++i) x[i] += buf.h[size_t(i)];
+}
+
+std::span<const float> forward(const Model& m, KVCache& cache, ForwardBuffers& buf, std::span<const int32_t> tokens,
+                               Logits want) {
+    const ModelConfig& c = m.config;
+    const int64_t n = int64_t(tokens.size());
+    const int64_t pos0 = cache.length;
+    if (n == 0) return {};
+    if (n > buf.max_tokens) buf = ForwardBuffers(c, n);
+    if (pos0 + n > cache.capacity)
+        fail("context full: " + std::to_string(pos0 + n) + " positions needed, the KV cache holds " + std::to_string(cache.capacity));
+    m.rope.reserve(pos0 + n);  // grows the cos/sin table before parallel use
+
+    float* x = buf.x.data();
+    m.embed_tokens(tokens.data(), n, x);
+    for (int64_t l = 0; l < c.n_layers; ++l) block_forward(m, l, x, n, pos0, cache, buf);
+    cache.length = pos0 + n;
+
+    if (want == Logits::None) return {};
+    const int64_t rows = want == Logits::All ? n : 1;
+    const float* last = want == Logits::All ? x : x + (n - 1) * c.hidden;
+    rmsnorm(last, m.final_norm.data(), rows, c.hidden, c.rms_eps, buf.h.data());
+    if (buf.logits.size() < size_t(rows * c.vocab)) buf.logits.resize(size_t(rows * c.vocab));
+    m.lm_head.forward(buf.h.data(), rows, buf.logits.data());
+    return {buf.logits.data(), size_t(rows * c.vocab)};
+}
+
+}  // namespace planeq

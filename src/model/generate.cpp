@@ -1,0 +1,66 @@
+#include "model/generate.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/error.hpp"
+#include "model/forward.hpp"
+
+namespace planeq {
+
+GenerateStats generate(const Model& m, std::span<const int32_t> prompt, const GenerateOptions& opt,
+                       const std::function<bool(int32_t)>& on_token) {
+    if (prompt.empty()) fail("the prompt is empty (a model needs at least one token to condition on)");
+    const int64_t capacity = opt.ctx > 0 ? opt.ctx : int64_t(prompt.size()) + opt.max_new_tokens;
+    if (int64_t(prompt.size()) >= capacity)
+        fail("the prompt has " + std::to_string(prompt.size()) + " tokens; the context holds " + std::to_string(capacity));
+    KVCache cache(m.config, capacity);
+    ForwardBuffers buf(m.config, int64_t(prompt.size()));
+    Sampler sampler(opt.sampler);
+    GenerateStats st;
+    st.prompt_tokens = int64_t(prompt.size());
+
+    using clock = std::chrono::steady_clock;
+    auto t0 = clock::now();
+    auto logits = forward(m, cache, buf, prompt, Logits::Last);
+    st.prompt_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+
+    t0 = clock::now();
+    while (st.generated_tokens < opt.max_new_tokens && cache.length < capacity) {
+        const int32_t next = sampler.sample(logits);
+        if (std::find(opt.stop_ids.begin(), opt.stop_ids.end(), next) != opt.stop_ids.end()) {
+            st.stopped_at_eos = true;
+            break;
+        }
+        ++st.generated_tokens;
+        if (!on_token(next)) break;
+        if (st.generated_tokens == opt.max_new_tokens || cache.length == capacity) break;
+        logits = forward(m, cache, buf, std::span<const int32_t>(&next, 1), Logits::Last);
+    }
+    st.generate_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+    return st;
+}
+
+std::string Utf8Stream::push(const std::string& bytes) {
+    pending_ += bytes;
+    // Find the end of the last complete UTF-8 sequence.
+    size_t i = 0, complete = 0;
+    while (i < pending_.size()) {
+        const unsigned char c = static_cast<unsigned char>(pending_[i]);
+        const size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
+        if (i + len > pending_.size()) break;
+        i += len;
+        complete = i;
+    }
+    std::string out = pending_.substr(0, complete);
+    pending_.erase(0, complete);
+    return out;
+}
+
+std::string Utf8Stream::flush() {
+    std::string out;
+    out.swap(pending_);
+    return out;
+}
+
+}  // namespace planeq

@@ -1,0 +1,69 @@
+// Shared helpers for the test suite: where the reference models live, temp dirs, running the CLI.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+
+namespace planeq::test {
+
+namespace fs = std::filesystem;
+
+inline fs::path source_dir() { return fs::path(PLANEQ_SOURCE_DIR); }
+inline fs::path bundled_model() { return source_dir() / "models" / "tiny-llama"; }
+// ../shared beside the checkout (present in CI and here); tests that need it skip when absent.
+inline fs::path shared_dir() { return source_dir() / ".." / "shared"; }
+inline fs::path shared_model(const std::string& name) { return shared_dir() / "models" / name; }
+
+#define PLANEQ_REQUIRE_PATH(p) \
+    if (!std::filesystem::exists(p)) GTEST_SKIP() << "not present: " << (p)
+
+inline nlohmann::json read_json(const fs::path& p) {
+    std::ifstream in(p);
+    return nlohmann::json::parse(in);
+}
+
+// A fresh directory under the system temp dir, removed when the object dies.
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        std::random_device rd;
+        path = fs::temp_directory_path() / ("planeq-test-" + std::to_string(rd()) + std::to_string(rd()));
+        fs::create_directories(path);
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+    fs::path operator/(const std::string& s) const { return path / s; }
+};
+
+inline void write_file(const fs::path& p, const std::string& bytes) {
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), std::streamsize(bytes.size()));
+}
+
+struct CommandResult {
+    int exit_code;
+    std::string output;  // stdout and stderr together
+};
+
+// Runs the planeq CLI with the given argument string (shell-quoted by the caller).
+inline CommandResult run_cli(const std::string& args) {
+    const std::string cmd = std::string(PLANEQ_CLI_PATH) + " " + args + " 2>&1";
+    CommandResult r{-1, ""};
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p) return r;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+    const int status = pclose(p);
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
+}
+
+}  // namespace planeq::test

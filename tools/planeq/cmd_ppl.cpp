@@ -1,0 +1,78 @@
+// planeq ppl: perplexity with the protocols of EVAL.md (full-window and llama.cpp's second half).
+#include <cstdio>
+
+#include "common.hpp"
+#include "core/progress.hpp"
+#include "core/text_file.hpp"
+#include "eval/perplexity.hpp"
+#include "loaded_model.hpp"
+#include "model/flops.hpp"
+
+namespace planeq::cli {
+
+namespace {
+
+struct PplArgs {
+    CommonOptions common;
+    std::string model, file, protocol = "full";
+    int64_t ctx = 512, max_windows = 0;
+    bool stream_bos = false;
+};
+
+void run_ppl(const PplArgs& a) {
+    apply_threads(a.common);
+    LoadedModel lm = load_model(a.model);
+    const Model& m = *lm.model;
+    const std::string text = read_text_file(a.file);
+    const auto ids = lm.tokenizer->encode(text, /*add_special=*/false);
+
+    PplOptions opt;
+    opt.ctx = a.ctx;
+    opt.protocol = a.protocol == "second-half" ? PplProtocol::SecondHalf : PplProtocol::Full;
+    opt.bos_id = lm.tokenizer->adds_bos() ? lm.tokenizer->bos_id() : -1;
+    opt.window_bos_replace = opt.bos_id >= 0;
+    opt.stream_bos_prepend = a.stream_bos && opt.bos_id >= 0;
+    opt.max_windows = a.max_windows;
+
+    const int64_t total = int64_t(ppl_windows(ids, opt).size());
+    Progress bar("ppl", total, "windows");
+    PplResult r = perplexity(m, ids, opt, [&](int64_t done, int64_t) { bar.update(done); });
+    bar.finish();
+
+    const double flops = double(r.windows) * forward_flops(m, opt.ctx, 0, opt.ctx);
+    const double gflops = flops / r.seconds / 1e9;
+    if (a.common.json) {
+        print_json({{"model", a.model}, {"file", a.file}, {"ctx", opt.ctx}, {"protocol", a.protocol},
+                    {"window_bos", opt.window_bos_replace ? "replace" : "keep"},
+                    {"stream_bos", opt.stream_bos_prepend ? "prepend" : "none"}, {"ppl", r.ppl}, {"stderr", r.stderr_ppl},
+                    {"tokens", r.tokens}, {"file_tokens", ids.size()}, {"windows", r.windows}, {"scored_tokens", r.scored_tokens},
+                    {"seconds", r.seconds}, {"tokens_per_s", r.tokens_per_s}, {"gflops_per_s", gflops},
+                    {"threads", thread_count()}, {"window_nll_sums", r.window_nll_sums}});
+        return;
+    }
+    std::printf("model      %s (%s, %s)\n", a.model.c_str(), m.config.architecture.c_str(), m.format_summary().c_str());
+    std::printf("text       %s: %zu tokens\n", a.file.c_str(), ids.size());
+    std::printf("protocol   %s, ctx %lld, %lld windows, %lld scored tokens%s\n", a.protocol.c_str(), (long long)opt.ctx,
+                (long long)r.windows, (long long)r.scored_tokens, opt.window_bos_replace ? ", BOS at every window start" : "");
+    std::printf("PPL        %.4f ± %.4f\n", r.ppl, r.stderr_ppl);
+    std::printf("speed      %.0f tokens/s, %.1f GFLOP/s, %.1f s (%d threads)\n", r.tokens_per_s, gflops, r.seconds, thread_count());
+}
+
+}  // namespace
+
+void register_ppl(CLI::App& app) {
+    auto a = std::make_shared<PplArgs>();
+    CLI::App* cmd = app.add_subcommand("ppl", "Perplexity of a model on a text file (EVAL.md protocols)");
+    cmd->add_option("model", a->model, "Model directory (Hugging Face or planeq output)")->required();
+    cmd->add_option("-f,--file", a->file, "Text file (read whole, no normalization)")->required();
+    cmd->add_option("-c,--ctx", a->ctx, "Window length in tokens")->capture_default_str()->check(CLI::Range(2, 1 << 20));
+    cmd->add_option("--protocol", a->protocol, "full: every position scored (papers); second-half: llama-perplexity's scoring")
+        ->check(CLI::IsMember({"full", "second-half"}))
+        ->capture_default_str();
+    cmd->add_option("--max-windows", a->max_windows, "Evaluate only the first K windows (0 = all)")->check(CLI::NonNegativeNumber);
+    cmd->add_flag("--stream-bos", a->stream_bos, "Prepend one BOS to the whole token stream (llama-perplexity does)");
+    add_common(*cmd, a->common);
+    cmd->callback([a] { run_ppl(*a); });
+}
+
+}  // namespace planeq::cli

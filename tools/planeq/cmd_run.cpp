@@ -1,0 +1,75 @@
+// planeq run: stream generated text for a prompt.
+#include <cstdio>
+
+#include "common.hpp"
+#include "loaded_model.hpp"
+#include "model/generate.hpp"
+
+namespace planeq::cli {
+
+namespace {
+
+struct RunArgs {
+    CommonOptions common;
+    std::string model, prompt;
+    int64_t n = 128, ctx = 0;
+    SamplerOptions sampler;
+};
+
+void run_run(const RunArgs& a) {
+    apply_threads(a.common);
+    LoadedModel lm = load_model(a.model);
+    const auto prompt = lm.tokenizer->encode(a.prompt, /*add_special=*/true);
+    GenerateOptions opt;
+    opt.max_new_tokens = a.n;
+    opt.ctx = a.ctx;
+    opt.sampler = a.sampler;
+    opt.stop_ids = lm.model->config.eos_ids;
+
+    std::vector<int32_t> out;
+    Utf8Stream stream;
+    if (!a.common.json) {
+        std::fputs(a.prompt.c_str(), stdout);
+        std::fflush(stdout);
+    }
+    const GenerateStats st = generate(*lm.model, prompt, opt, [&](int32_t id) {
+        out.push_back(id);
+        if (!a.common.json && !lm.tokenizer->is_special(id)) {
+            std::fputs(stream.push(lm.tokenizer->token_bytes(id)).c_str(), stdout);
+            std::fflush(stdout);
+        }
+        return true;
+    });
+    if (a.common.json) {
+        print_json({{"prompt", a.prompt}, {"prompt_tokens", st.prompt_tokens}, {"text", lm.tokenizer->decode(out, true)},
+                    {"ids", out}, {"generated_tokens", st.generated_tokens}, {"stopped_at_eos", st.stopped_at_eos},
+                    {"prompt_tokens_per_s", st.prompt_tokens_per_s()}, {"generate_tokens_per_s", st.generate_tokens_per_s()},
+                    {"threads", thread_count()}});
+        return;
+    }
+    std::fputs(stream.flush().c_str(), stdout);
+    std::printf("\n");
+    std::fprintf(stderr, "\nprompt: %lld tokens, %.1f tokens/s | generated: %lld tokens, %.1f tokens/s%s\n",
+                 (long long)st.prompt_tokens, st.prompt_tokens_per_s(), (long long)st.generated_tokens,
+                 st.generate_tokens_per_s(), st.stopped_at_eos ? " (stopped at EOS)" : "");
+}
+
+}  // namespace
+
+void register_run(CLI::App& app) {
+    auto a = std::make_shared<RunArgs>();
+    CLI::App* cmd = app.add_subcommand("run", "Generate text from a prompt (streams to stdout)");
+    cmd->add_option("model", a->model, "Model directory")->required();
+    cmd->add_option("-p,--prompt", a->prompt, "Prompt text")->required();
+    cmd->add_option("-n,--n-predict", a->n, "Tokens to generate at most")->capture_default_str()->check(CLI::NonNegativeNumber);
+    cmd->add_option("--temp", a->sampler.temperature, "Temperature; 0 = greedy")->capture_default_str()->check(CLI::NonNegativeNumber);
+    cmd->add_option("--top-k", a->sampler.top_k, "Top-k cut (0 = off)")->capture_default_str()->check(CLI::NonNegativeNumber);
+    cmd->add_option("--top-p", a->sampler.top_p, "Nucleus cut (1 = off)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--min-p", a->sampler.min_p, "Min-p cut (0 = off)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--seed", a->sampler.seed, "Sampling seed")->capture_default_str();
+    cmd->add_option("-c,--ctx", a->ctx, "KV cache size (default: prompt + n)")->check(CLI::NonNegativeNumber);
+    add_common(*cmd, a->common);
+    cmd->callback([a] { run_run(*a); });
+}
+
+}  // namespace planeq::cli
