@@ -8,5 +8,5 @@ $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
   build-essential cmake pkg-config git ca-certificates \
   libgtest-dev libbenchmark-dev \
-  nlohmann-json3-dev libpcre2-dev libeigen3-dev libopenblas-openmp-dev \
+  nlohmann-json3-dev libpcre2-dev libutf8proc-dev libeigen3-dev libopenblas-openmp-dev \
   libcli11-dev libcpp-httplib-dev libssl-dev

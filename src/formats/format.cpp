@@ -101,6 +101,20 @@ void gemm_via_dequantize(const PackedWeight& w, const float* x, int64_t n, float
     cpu::gemm_f32(n, w.rows, w.cols, x, w.cols, cpu::BOperand{wf, DType::F32, w.cols, true}, y, w.rows);
 }
 
+void gemm_packed(const PackedWeight& w, const float* x, int64_t n, float* y) {
+    if (!w.format->dequantize_block) {
+        gemm_via_dequantize(w, x, n, y);
+        return;
+    }
+    cpu::BOperand b;
+    b.ctx = &w;
+    b.block = [](const void* ctx, int64_t n0, int64_t nr, int64_t k0, int64_t kc, float* out) {
+        const auto& pw = *static_cast<const PackedWeight*>(ctx);
+        pw.format->dequantize_block(pw, n0, nr, k0, kc, out);
+    };
+    cpu::gemm_f32(n, w.rows, w.cols, x, w.cols, b, y, w.rows);
+}
+
 void gemv_via_dequantize(const PackedWeight& w, const float* x, float* y) {
     const int64_t block = 16;
 #pragma omp parallel for schedule(static)

@@ -76,6 +76,9 @@ struct WeightFormat {
     void (*gemv)(const PackedWeight& w, const float* x, float* y);                 // y[rows] = W x
     void (*gemm)(const PackedWeight& w, const float* x, int64_t n, float* y);      // y[n×rows] = x[n×cols] Wᵀ
     void (*prepare)(PackedWeight& w);                                               // optional (may be null)
+    // Optional fast dequantization of a block: rows [r0, r0 + nr), columns [c0, c0 + nc) into out[nr × nc].
+    // The generic GEMM (gemm_packed) streams the weight through this, panel by panel.
+    void (*dequantize_block)(const PackedWeight& w, int64_t r0, int64_t nr, int64_t c0, int64_t nc, float* out) = nullptr;
 };
 
 const WeightFormat* find_format(std::string_view name);
@@ -97,6 +100,8 @@ PackedWeight bind_weight(const WeightFormat& fmt, int64_t rows, int64_t cols, co
 
 // GEMM by dequantizing the weight to f32 (in parallel) and one sgemm: the generic prefill path.
 void gemm_via_dequantize(const PackedWeight& w, const float* x, int64_t n, float* y);
+// GEMM that dequantizes block by block inside the f32 GEMM's panel packing (needs dequantize_block).
+void gemm_packed(const PackedWeight& w, const float* x, int64_t n, float* y);
 // GEMV by the reference dequantize, row block by row block (slow; for formats' scalar fallback).
 void gemv_via_dequantize(const PackedWeight& w, const float* x, float* y);
 

@@ -3,6 +3,7 @@
 
 #include "formats/dense.hpp"
 #include "formats/format.hpp"
+#include "formats/int_group.hpp"
 
 namespace planeq {
 
@@ -11,6 +12,7 @@ const std::array kFormats = {
     &kFormatF32,
     &kFormatBF16,
     &kFormatF16,
+    &kFormatIntGroup,
 };
 }  // namespace
 

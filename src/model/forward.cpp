@@ -33,8 +33,6 @@ void rmsnorm(const float* x, const float* weight, int64_t n, int64_t dim, double
     }
 }
 
-namespace {
-
 // Per-head RMSNorm (Qwen3 q_norm / k_norm) then RoPE, for n tokens of `heads` heads each.
 void norm_and_rotate(const Model& m, const std::vector<float>& norm, float* qk, int64_t n, int64_t heads, int64_t pos0) {
     const int64_t hd = m.config.head_dim;
@@ -46,9 +44,10 @@ void norm_and_rotate(const Model& m, const std::vector<float>& norm, float* qk, 
     }
 }
 
-inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
-
-}  // namespace
+void swiglu(float* gate, const float* up, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
 
 void attention(const ModelConfig& c, const KVCache& cache, int64_t layer, const float* q, int64_t n, int64_t pos0, float* out) {
     const int64_t hd = c.head_dim, q_dim = c.q_dim(), kv_dim = c.kv_dim();
@@ -116,9 +115,7 @@ void block_forward(const Model& m, int64_t layer, float* x, int64_t n, int64_t p
     rmsnorm(x, b.ffn_norm.data(), n, d, c.rms_eps, buf.h.data());
     b.gate.forward(buf.h.data(), n, buf.gate.data());
     b.up.forward(buf.h.data(), n, buf.up.data());
-    const int64_t ni = n * c.intermediate;
-#pragma omp parallel for schedule(static) if (ni > 65536)
-    for (int64_t i = 0; i < ni; ++i) buf.gate[size_t(i)] = silu(buf.gate[size_t(i)]) * buf.up[size_t(i)];
+    swiglu(buf.gate.data(), buf.up.data(), n * c.intermediate);
     b.down.forward(buf.gate.data(), n, buf.h.data());
     for (int64_t i = 0; i < n * d; ++i) x[i] += buf.h[size_t(i)];
 }

@@ -28,8 +28,9 @@ std::string shape_str(const std::vector<int64_t>& s) {
 }
 
 // A small f32 vector (norm weight, bias) of the expected length.
-std::vector<float> load_vector(const Checkpoint& ck, const std::string& name, int64_t len) {
+std::vector<float> load_vector(const Checkpoint& ck, const std::string& name, int64_t len, size_t* bytes) {
     const TensorView& t = ck.get(name);
+    *bytes += t.nbytes;
     if (!dtype_is_float(t.dtype) || t.dtype == DType::F64)
         fail_file(ck.file_of(name), "tensor '" + name + "' has dtype " + std::string(dtype_name(t.dtype)) + ", expected BF16, F16 or F32");
     if (t.shape != std::vector<int64_t>{len})
@@ -74,11 +75,12 @@ PackedWeight load_weight(const Checkpoint& ck, const QuantConfig& qc, const std:
     return bind_weight(*lq->format, rows, cols, lq->params, name, where, lookup);
 }
 
-Linear load_linear(const Checkpoint& ck, const QuantConfig& qc, const std::string& name, int64_t out, int64_t in, bool bias) {
+Linear load_linear(const Checkpoint& ck, const QuantConfig& qc, const std::string& name, int64_t out, int64_t in, bool bias,
+                   size_t* bytes) {
     Linear l;
     l.name = name;
     l.weight = load_weight(ck, qc, name, out, in);
-    if (bias) l.bias = load_vector(ck, name + ".bias", out);
+    if (bias) l.bias = load_vector(ck, name + ".bias", out, bytes);
     return l;
 }
 
@@ -97,21 +99,21 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir) {
     for (int64_t i = 0; i < c.n_layers; ++i) {
         Block& b = m->blocks[size_t(i)];
         const std::string p = "model.layers." + std::to_string(i) + ".";
-        b.attn_norm = load_vector(ck, p + "input_layernorm.weight", c.hidden);
-        b.ffn_norm = load_vector(ck, p + "post_attention_layernorm.weight", c.hidden);
+        b.attn_norm = load_vector(ck, p + "input_layernorm.weight", c.hidden, &m->small_tensor_bytes);
+        b.ffn_norm = load_vector(ck, p + "post_attention_layernorm.weight", c.hidden, &m->small_tensor_bytes);
         if (c.qk_norm) {
-            b.q_norm = load_vector(ck, p + "self_attn.q_norm.weight", c.head_dim);
-            b.k_norm = load_vector(ck, p + "self_attn.k_norm.weight", c.head_dim);
+            b.q_norm = load_vector(ck, p + "self_attn.q_norm.weight", c.head_dim, &m->small_tensor_bytes);
+            b.k_norm = load_vector(ck, p + "self_attn.k_norm.weight", c.head_dim, &m->small_tensor_bytes);
         }
-        b.q = load_linear(ck, qc, p + "self_attn.q_proj", c.q_dim(), c.hidden, c.qkv_bias);
-        b.k = load_linear(ck, qc, p + "self_attn.k_proj", c.kv_dim(), c.hidden, c.qkv_bias);
-        b.v = load_linear(ck, qc, p + "self_attn.v_proj", c.kv_dim(), c.hidden, c.qkv_bias);
-        b.o = load_linear(ck, qc, p + "self_attn.o_proj", c.hidden, c.q_dim(), c.o_bias);
-        b.gate = load_linear(ck, qc, p + "mlp.gate_proj", c.intermediate, c.hidden, c.mlp_bias);
-        b.up = load_linear(ck, qc, p + "mlp.up_proj", c.intermediate, c.hidden, c.mlp_bias);
-        b.down = load_linear(ck, qc, p + "mlp.down_proj", c.hidden, c.intermediate, c.mlp_bias);
+        b.q = load_linear(ck, qc, p + "self_attn.q_proj", c.q_dim(), c.hidden, c.qkv_bias, &m->small_tensor_bytes);
+        b.k = load_linear(ck, qc, p + "self_attn.k_proj", c.kv_dim(), c.hidden, c.qkv_bias, &m->small_tensor_bytes);
+        b.v = load_linear(ck, qc, p + "self_attn.v_proj", c.kv_dim(), c.hidden, c.qkv_bias, &m->small_tensor_bytes);
+        b.o = load_linear(ck, qc, p + "self_attn.o_proj", c.hidden, c.q_dim(), c.o_bias, &m->small_tensor_bytes);
+        b.gate = load_linear(ck, qc, p + "mlp.gate_proj", c.intermediate, c.hidden, c.mlp_bias, &m->small_tensor_bytes);
+        b.up = load_linear(ck, qc, p + "mlp.up_proj", c.intermediate, c.hidden, c.mlp_bias, &m->small_tensor_bytes);
+        b.down = load_linear(ck, qc, p + "mlp.down_proj", c.hidden, c.intermediate, c.mlp_bias, &m->small_tensor_bytes);
     }
-    m->final_norm = load_vector(ck, "model.norm.weight", c.hidden);
+    m->final_norm = load_vector(ck, "model.norm.weight", c.hidden, &m->small_tensor_bytes);
     m->lm_head.name = "lm_head";
     if (c.tie_embeddings) m->lm_head.weight = m->embed;
     else m->lm_head.weight = load_weight(ck, qc, "lm_head", c.vocab, c.hidden);
@@ -141,7 +143,18 @@ void Model::embed_tokens(const int32_t* tokens, int64_t n, float* out) const {
     }
 }
 
-size_t Model::weight_bytes() const { return checkpoint->weight_bytes(); }
+size_t Model::weight_bytes() const {
+    size_t n = embed.stored_bytes() + small_tensor_bytes;
+    if (!config.tie_embeddings) n += lm_head.weight.stored_bytes();
+    for (const Linear* l : linears()) n += l->weight.stored_bytes();
+    return n;
+}
+
+size_t Model::decode_bytes_per_token() const {
+    size_t n = lm_head.weight.stored_bytes() + embed.stored_bytes() / size_t(config.vocab) + small_tensor_bytes;
+    for (const Linear* l : linears()) n += l->weight.stored_bytes();
+    return n;
+}
 
 size_t Model::linear_params() const {
     size_t n = 0;

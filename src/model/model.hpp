@@ -36,7 +36,9 @@ public:
     static std::unique_ptr<Model> load(const std::filesystem::path& dir);
 
     ModelConfig config;
-    std::unique_ptr<Checkpoint> checkpoint;
+    std::unique_ptr<Checkpoint> checkpoint;  // the mapped files weights point into (null for synthetic models)
+    std::vector<std::shared_ptr<void>> storage;  // other owners of weight bytes (synthetic models)
+    size_t small_tensor_bytes = 0;           // norms and biases as stored (kept as f32 copies at run time)
     PackedWeight embed;              // [vocab × hidden]
     std::vector<Block> blocks;
     std::vector<float> final_norm;
@@ -47,7 +49,8 @@ public:
     std::vector<Linear*> linears();
     std::vector<const Linear*> linears() const;
     void embed_tokens(const int32_t* tokens, int64_t n, float* out) const;
-    size_t weight_bytes() const;       // bytes of every stored tensor (what a forward pass streams)
+    size_t weight_bytes() const;       // bytes of every stored tensor (embedding, linears, head, norms)
+    size_t decode_bytes_per_token() const;  // weights one decode step reads: linears, head, one embedding row
     size_t linear_params() const;      // decoder linear parameters
     double bpw_linear() const;         // stored bits / parameters over the decoder linears
     double bpw_model() const;          // over every tensor, embeddings and norms included

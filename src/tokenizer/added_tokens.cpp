@@ -57,7 +57,7 @@ int32_t AddedTokens::Trie::longest_at(std::string_view text, size_t pos, size_t&
 // (a repeat replaces its flags), a content in the model's vocabulary takes the model's id, and any other
 // gets the next id after both the vocabulary and the added ids so far. In a file HF wrote, these agree
 // with the "id" fields; in an edited one HF (and so planeq) renumbers.
-AddedTokens AddedTokens::from_json(const nlohmann::json& list, const BpeModel& model) {
+AddedTokens AddedTokens::from_json(const nlohmann::json& list, const BpeModel& model, const Normalizer& normalizer) {
     AddedTokens result;
     result.word_char_ = std::make_shared<const Regex>(R"(\w)", false);
     if (list.is_null()) return result;
@@ -84,10 +84,11 @@ AddedTokens AddedTokens::from_json(const nlohmann::json& list, const BpeModel& m
         result.tokens_.push_back(std::move(token));
     }
     for (size_t index = 0; index < result.tokens_.size(); ++index) {
-        const AddedToken& token = result.tokens_[index];
+        AddedToken& token = result.tokens_[index];
         result.by_id_.emplace(token.id, index);
-        (token.normalized ? result.normalized_trie_ : result.raw_trie_).insert(token.content,
-                                                                             static_cast<int32_t>(index));
+        token.form = token.normalized ? normalizer.apply(token.content) : token.content;
+        if (token.form.empty()) continue;  // normalized away: nothing left to match
+        (token.normalized ? result.normalized_trie_ : result.raw_trie_).insert(token.form, static_cast<int32_t>(index));
     }
     return result;
 }
@@ -102,27 +103,25 @@ const AddedToken* AddedTokens::find(std::string_view content) const {
     return it == by_content_.end() ? nullptr : &tokens_[it->second];
 }
 
-void AddedTokens::split(std::string_view text, const std::function<void(std::string_view)>& on_text,
-                        const std::function<void(int32_t)>& on_token) const {
-    // Two passes as in HF's extract_and_normalize: raw-text tokens first, then the normalized ones in
-    // what is left (with no normalizer the text is unchanged between the passes).
-    split_pass(
-        text, raw_trie_, [&](std::string_view rest) { split_pass(rest, normalized_trie_, on_text, on_token); },
-        on_token);
+void AddedTokens::split_raw(std::string_view text, const OnText& on_text, const OnToken& on_token) const {
+    split_pass(text, raw_trie_, on_text, on_token);
 }
 
-void AddedTokens::split_pass(std::string_view text, const Trie& trie,
-                             const std::function<void(std::string_view)>& on_text,
-                             const std::function<void(int32_t)>& on_token) const {
+void AddedTokens::split_normalized(std::string_view text, const OnText& on_text, const OnToken& on_token) const {
+    split_pass(text, normalized_trie_, on_text, on_token);
+}
+
+void AddedTokens::split_pass(std::string_view text, const Trie& trie, const OnText& on_text,
+                             const OnToken& on_token) const {
     size_t start = 0;
     if (!trie.empty()) {
         for (const Match& m : find_matches(text, trie)) {
-            if (m.begin > start) on_text(text.substr(start, m.begin - start));
+            if (m.begin > start) on_text(text.substr(start, m.begin - start), start);
             on_token(tokens_[m.token_index].id);
             start = m.end;
         }
     }
-    if (start < text.size()) on_text(text.substr(start));
+    if (start < text.size()) on_text(text.substr(start), start);
 }
 
 // HF AddedVocabulary::find_matches: non-overlapping leftmost-longest matches, then the per-token rules.

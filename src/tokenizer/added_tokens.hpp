@@ -1,6 +1,8 @@
 // Added tokens ("added_tokens" in tokenizer.json: special tokens such as <|endoftext|> and user-added
-// words). Hugging Face finds them in the raw text before any pre-tokenization — leftmost match first,
-// longest among those — and only the text between them is pre-tokenized and run through BPE.
+// words). Hugging Face finds them before any pre-tokenization — leftmost match first, longest among
+// those — and only the text between them is pre-tokenized and run through BPE. It does so in two
+// passes: tokens with normalized = false are found in the raw text; each remaining piece is then
+// normalized, and tokens with normalized = true are found in it, spelled as normalized themselves.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "tokenizer/bpe.hpp"
+#include "tokenizer/normalizer.hpp"
 #include "tokenizer/regex.hpp"
 
 namespace planeq::tokenizer_detail {
@@ -25,17 +28,25 @@ struct AddedToken {
     bool lstrip = false;       // also swallows the whitespace before it
     bool rstrip = false;       // also swallows the whitespace after it
     bool normalized = false;   // matched after normalization (second pass) rather than in the raw text
+    std::string form;          // how it is matched and decoded: content, normalized when `normalized`
 };
 
 class AddedTokens {
 public:
+    // Called with each piece of text between added tokens and its byte offset in the text searched.
+    using OnText = std::function<void(std::string_view piece, size_t offset)>;
+    using OnToken = std::function<void(int32_t id)>;
+
     // Parses the "added_tokens" array (null or absent = none), numbering the tokens as HF does.
     // Throws FormatError for malformed entries.
-    static AddedTokens from_json(const nlohmann::json& list, const BpeModel& model);
+    static AddedTokens from_json(const nlohmann::json& list, const BpeModel& model, const Normalizer& normalizer);
 
-    // Cuts `text` into added tokens and the text between them, reporting both in order.
-    void split(std::string_view text, const std::function<void(std::string_view)>& on_text,
-               const std::function<void(int32_t)>& on_token) const;
+    // First pass: cuts raw `text` into the tokens with normalized = false and the text between them,
+    // reporting both in order.
+    void split_raw(std::string_view text, const OnText& on_text, const OnToken& on_token) const;
+
+    // Second pass: the same for the tokens with normalized = true, in a piece already normalized.
+    void split_normalized(std::string_view text, const OnText& on_text, const OnToken& on_token) const;
 
     const AddedToken* find(int32_t id) const;
     const AddedToken* find(std::string_view content) const;
@@ -62,8 +73,7 @@ private:
         size_t end;
     };
 
-    void split_pass(std::string_view text, const Trie& trie, const std::function<void(std::string_view)>& on_text,
-                    const std::function<void(int32_t)>& on_token) const;
+    void split_pass(std::string_view text, const Trie& trie, const OnText& on_text, const OnToken& on_token) const;
     std::vector<Match> find_matches(std::string_view text, const Trie& trie) const;
     bool is_word_char_before(std::string_view text, size_t pos) const;
     bool is_word_char_at(std::string_view text, size_t pos) const;
@@ -72,7 +82,7 @@ private:
     std::unordered_map<int32_t, size_t> by_id_;
     StringMap<size_t> by_content_;
     Trie raw_trie_;         // tokens with normalized = false: matched in the raw text first
-    Trie normalized_trie_;  // the others: matched in the remaining pieces (no normalizer is supported)
+    Trie normalized_trie_;  // the others: matched in the normalized remaining pieces
     std::shared_ptr<const Regex> word_char_;  // \w, for single_word tokens
 };
 

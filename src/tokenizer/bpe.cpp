@@ -6,6 +6,7 @@
 
 #include "tokenizer/byte_level.hpp"
 #include "tokenizer/format_error.hpp"
+#include "tokenizer/utf8.hpp"
 
 namespace planeq::tokenizer_detail {
 namespace {
@@ -62,7 +63,7 @@ void BpeModel::Cache::store(std::string_view word, const int32_t* ids, size_t co
     ids_.insert(ids_.end(), ids, ids + count);
 }
 
-BpeModel BpeModel::from_json(const nlohmann::json& model) {
+BpeModel BpeModel::from_json(const nlohmann::json& model, bool byte_level) {
     if (!model.is_object()) throw FormatError("\"model\" is not a JSON object");
     const std::string type = model.contains("type") ? type_of(model, "model") : "BPE";  // old files omit it
     if (type != "BPE") throw FormatError("unsupported model type \"" + type + "\" (only BPE is supported)");
@@ -70,8 +71,12 @@ BpeModel BpeModel::from_json(const nlohmann::json& model) {
     result.parse_vocab(required(model, "vocab", "model"));
     result.parse_options(model);
     result.parse_merges(required(model, "merges", "model"));
+    result.byte_level_ = byte_level;
     for (int b = 0; b < 256; ++b) {
-        const auto id = result.token_to_id(byte_level::byte_to_string(static_cast<unsigned char>(b)));
+        const auto byte = static_cast<unsigned char>(b);
+        std::optional<int32_t> id;
+        if (byte_level) id = result.token_to_id(byte_level::byte_to_string(byte));
+        else if (byte < 0x80) id = result.token_to_id(std::string(1, static_cast<char>(byte)));
         result.byte_ids_[b] = id.value_or(-1);
     }
     return result;
@@ -141,43 +146,80 @@ const std::string* BpeModel::id_to_token(int32_t id) const {
     return &id_to_token_[id];
 }
 
-void BpeModel::encode_word(std::string_view bytes, Cache& cache, std::vector<int32_t>& out) const {
-    if (bytes.empty() || cache.lookup(bytes, out)) return;
+void BpeModel::encode_word(std::string_view word, Cache& cache, std::vector<int32_t>& out) const {
+    if (word.empty() || cache.lookup(word, out)) return;
     const size_t first = out.size();
-    const auto whole = ignore_merges_ ? token_to_id(byte_level::encode(bytes)) : std::nullopt;
+    std::optional<int32_t> whole;
+    if (ignore_merges_) whole = byte_level_ ? token_to_id(byte_level::encode(word)) : token_to_id(word);
     if (whole) {
         // ignore_merges (Llama 3): a pre-token that is itself a vocabulary entry is never split.
         out.push_back(*whole);
     } else {
         std::vector<Symbol> symbols;
-        initial_symbols(bytes, symbols);
+        initial_symbols(word, symbols);
         merge_all(symbols);
         for (const Symbol& s : symbols)
             if (!s.removed) out.push_back(s.id);
     }
-    cache.store(bytes, out.data() + first, out.size() - first);
+    cache.store(word, out.data() + first, out.size() - first);
 }
 
-// One symbol per byte (HF: per character of the byte-level string, which is the same thing), with HF's
-// handling of characters missing from the vocabulary: byte fallback tokens "<0xNN>", else the unknown
-// token (consecutive ones fused when fuse_unk), else the character is dropped.
-void BpeModel::initial_symbols(std::string_view bytes, std::vector<Symbol>& symbols) const {
-    symbols.reserve(bytes.size());
+// The vocabulary spelling of the character at word[pos] (byte-level: of the byte there); advances pos.
+std::string_view BpeModel::next_character(std::string_view word, size_t& pos) const {
+    if (byte_level_) return byte_level::byte_to_string(static_cast<unsigned char>(word[pos++]));
+    const size_t start = pos;
+    utf8::next(word, pos);
+    return word.substr(start, pos - start);
+}
+
+// Appends the byte fallback tokens "<0xNN>" of every byte of `spelling`; false (appending nothing) when
+// the vocabulary lacks one of them.
+bool BpeModel::byte_fallback_ids(std::string_view spelling, std::vector<int32_t>& ids) const {
+    const size_t before = ids.size();
+    for (const char c : spelling) {
+        char name[8];
+        std::snprintf(name, sizeof name, "<0x%02X>", static_cast<unsigned char>(c));
+        const auto id = token_to_id(name);
+        if (!id) {
+            ids.resize(before);
+            return false;
+        }
+        ids.push_back(*id);
+    }
+    return true;
+}
+
+// One symbol per character (with the continuing-subword prefix / end-of-word suffix where set), with
+// HF's handling of characters missing from the vocabulary: byte fallback tokens "<0xNN>", else the
+// unknown token (consecutive ones fused when fuse_unk), else the character is dropped.
+void BpeModel::initial_symbols(std::string_view word, std::vector<Symbol>& symbols) const {
+    symbols.reserve(word.size());
     const auto push = [&](int32_t id) {
         const auto index = static_cast<int32_t>(symbols.size());
         symbols.push_back(Symbol{id, index - 1, -1, false});
         if (index > 0) symbols[index - 1].next = index;
     };
     const bool has_affixes = !continuing_subword_prefix_.empty() || !end_of_word_suffix_.empty();
+    std::string affixed;
+    std::vector<int32_t> fallback;
     int32_t pending_unk = -1;  // an unknown-token symbol not yet pushed, so fuse_unk can extend it
-    for (size_t i = 0; i < bytes.size(); ++i) {
-        const auto byte = static_cast<unsigned char>(bytes[i]);
-        std::string key;
-        int32_t id = byte_ids_[byte];
-        if (has_affixes) {
-            key = (i > 0 ? continuing_subword_prefix_ : "") + byte_level::byte_to_string(byte) +
-                  (i + 1 == bytes.size() ? end_of_word_suffix_ : "");
-            id = token_to_id(key).value_or(-1);
+    size_t pos = 0;
+    while (pos < word.size()) {
+        const size_t start = pos;
+        const auto lead = static_cast<unsigned char>(word[pos]);
+        std::string_view spelling;  // the character as the vocabulary spells it, with any affixes
+        int32_t id = -1;
+        if (!has_affixes && (byte_level_ || lead < 0x80)) {
+            ++pos;  // one byte, or one ASCII character: the common case, looked up in a table
+            id = byte_ids_[lead];
+        } else {
+            spelling = next_character(word, pos);
+            if (has_affixes) {
+                affixed.assign(start > 0 ? continuing_subword_prefix_ : "").append(spelling);
+                if (pos == word.size()) affixed += end_of_word_suffix_;
+                spelling = affixed;
+            }
+            id = token_to_id(spelling).value_or(-1);
         }
         if (id >= 0) {
             if (pending_unk >= 0) push(pending_unk);
@@ -185,18 +227,11 @@ void BpeModel::initial_symbols(std::string_view bytes, std::vector<Symbol>& symb
             push(id);
             continue;
         }
-        if (key.empty()) key = byte_level::byte_to_string(byte);
-        if (byte_fallback_) {
-            std::vector<int32_t> fallback;
-            for (const char c : key) {
-                char name[8];
-                std::snprintf(name, sizeof name, "<0x%02X>", static_cast<unsigned char>(c));
-                if (const auto fid = token_to_id(name)) fallback.push_back(*fid);
-            }
-            if (fallback.size() == key.size()) {
-                for (const int32_t fid : fallback) push(fid);
-                continue;  // HF leaves a pending unknown token pending here
-            }
+        if (spelling.empty()) spelling = byte_level_ ? std::string_view(byte_level::byte_to_string(lead)) : word.substr(start, 1);
+        fallback.clear();
+        if (byte_fallback_ && byte_fallback_ids(spelling, fallback)) {
+            for (const int32_t fid : fallback) push(fid);
+            continue;  // HF leaves a pending unknown token pending here
         }
         if (!unk_id_) continue;
         if (pending_unk >= 0 && !fuse_unk_) push(pending_unk);

@@ -1,6 +1,7 @@
-// The BPE model of a tokenizer.json ("model": {"type": "BPE", ...}) for byte-level vocabularies:
-// a pre-token's bytes become one symbol each, then the lowest-ranked adjacent pair is merged until no
-// pair has a merge, exactly as Hugging Face's Word::merge_all does.
+// The BPE model of a tokenizer.json ("model": {"type": "BPE", ...}): a pre-token becomes one symbol per
+// character, then the lowest-ranked adjacent pair is merged until no pair has a merge, exactly as
+// Hugging Face's BPE::merge_word and Word::merge_all do. For a byte-level vocabulary the characters are
+// those of the byte → unicode mapping, so the model takes raw bytes and maps each one itself.
 #pragma once
 
 #include <cstdint>
@@ -38,10 +39,12 @@ public:
     };
 
     // Parses "model"; throws FormatError for an unsupported type or option, bad vocab or bad merges.
-    static BpeModel from_json(const nlohmann::json& model);
+    // `byte_level`: pre-tokens arrive as raw bytes to be spelled with the byte → unicode mapping;
+    // otherwise they arrive spelled in the vocabulary's own alphabet (e.g. SentencePiece's "▁the").
+    static BpeModel from_json(const nlohmann::json& model, bool byte_level);
 
-    // Appends the ids of one pre-token given as raw bytes (the byte-level mapping is applied here).
-    void encode_word(std::string_view bytes, Cache& cache, std::vector<int32_t>& out) const;
+    // Appends the ids of one pre-token (valid UTF-8 unless byte-level).
+    void encode_word(std::string_view word, Cache& cache, std::vector<int32_t>& out) const;
 
     std::optional<int32_t> token_to_id(std::string_view token) const;
     // The vocabulary string of `id`, or null when the model has no such id.
@@ -67,14 +70,18 @@ private:
     void parse_vocab(const nlohmann::json& vocab);
     void parse_merges(const nlohmann::json& merges);
     void parse_options(const nlohmann::json& model);
-    void initial_symbols(std::string_view bytes, std::vector<Symbol>& symbols) const;
+    std::string_view next_character(std::string_view word, size_t& pos) const;
+    bool byte_fallback_ids(std::string_view spelling, std::vector<int32_t>& ids) const;
+    void initial_symbols(std::string_view word, std::vector<Symbol>& symbols) const;
     void merge_all(std::vector<Symbol>& symbols) const;
 
     StringMap<int32_t> vocab_;
     std::vector<std::string> id_to_token_;         // "" for ids the vocabulary skips (see has_id_)
     std::vector<bool> has_id_;
     std::unordered_map<uint64_t, Merge> merges_;   // (left id, right id) → rank and merged id
-    int32_t byte_ids_[256] = {};                   // id of each byte's byte-level character, -1 if absent
+    // Byte-level: id of each byte's character; otherwise id of each ASCII character. -1 if absent.
+    int32_t byte_ids_[256] = {};
+    bool byte_level_ = true;
     std::optional<int32_t> unk_id_;
     bool fuse_unk_ = false;
     bool byte_fallback_ = false;

@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "tokenizer/utf8.hpp"
+
 namespace planeq::tokenizer_detail {
 
 struct FormatError : std::runtime_error {
@@ -33,6 +35,21 @@ inline bool optional_bool(const nlohmann::json& obj, const char* key, bool fallb
     if (it == obj.end() || it->is_null()) return fallback;
     if (!it->is_boolean()) throw FormatError(where + "." + key + " is not true/false");
     return it->get<bool>();
+}
+
+// obj[key] as a string of exactly one character (what a Rust `char` field holds).
+inline std::string required_char(const nlohmann::json& obj, const char* key, const std::string& where) {
+    const std::string value = required_string(obj, key, where);
+    if (utf8::find_invalid(value) != std::string::npos || value.empty() || utf8::first_char_length(value) != value.size())
+        throw FormatError(where + "." + key + " must be a single character");
+    return value;
+}
+
+// obj[key] as a non-negative integer (a Rust `usize` field).
+inline size_t required_count(const nlohmann::json& obj, const char* key, const std::string& where) {
+    const nlohmann::json& value = required(obj, key, where);
+    if (!value.is_number_unsigned()) throw FormatError(where + "." + key + " is not a non-negative integer");
+    return value.get<size_t>();
 }
 
 // The "type" of a component object such as a pre-tokenizer or post-processor.

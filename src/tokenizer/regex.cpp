@@ -3,6 +3,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/error.hpp"
@@ -109,8 +110,9 @@ struct Regex::Code {
 };
 
 Regex::Regex(std::string_view pattern, bool literal) : code_(std::make_unique<Code>()) {
-    // PCRE2_LITERAL rejects UCP (irrelevant without character classes anyway).
-    const uint32_t options = literal ? PCRE2_UTF | PCRE2_LITERAL : PCRE2_UTF | PCRE2_UCP;
+    // PCRE2_LITERAL rejects UCP (irrelevant without character classes anyway). Oniguruma's Ruby syntax
+    // anchors ^ and $ at every line, hence MULTILINE.
+    const uint32_t options = literal ? PCRE2_UTF | PCRE2_LITERAL : PCRE2_UTF | PCRE2_UCP | PCRE2_MULTILINE;
     const std::string source = literal ? std::string(pattern) : oniguruma_compatible(pattern);
     int error = 0;
     PCRE2_SIZE error_offset = 0;
@@ -136,6 +138,14 @@ bool Regex::find(std::string_view subject, size_t from, Span& match) const {
     match.begin = ovector[0];
     match.end = ovector[1] < ovector[0] ? ovector[0] : ovector[1];  // \K can report end < begin
     return true;
+}
+
+std::shared_ptr<const Regex> parse_pattern(const nlohmann::json& pattern, const std::string& where) {
+    if (pattern.is_object() && pattern.contains("Regex") && pattern["Regex"].is_string())
+        return std::make_shared<const Regex>(pattern["Regex"].get<std::string>(), false);
+    if (pattern.is_object() && pattern.contains("String") && pattern["String"].is_string())
+        return std::make_shared<const Regex>(pattern["String"].get<std::string>(), true);
+    throw FormatError(where + ".pattern must be {\"Regex\": ...} or {\"String\": ...}");
 }
 
 }  // namespace planeq::tokenizer_detail

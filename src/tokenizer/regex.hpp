@@ -1,11 +1,14 @@
 // A compiled PCRE2 pattern for pre-tokenizer splits. Hugging Face uses Oniguruma; PCRE2 with UTF + UCP
 // has the same \p{L} / \p{N} classes and lookarounds that tokenizer.json patterns use (\s and \w are
-// rewritten to Oniguruma's meaning), and its JIT keeps whole-file tokenization fast. pcre2.h stays out
+// rewritten to Oniguruma's meaning, ^ and $ match at every line as in Ruby syntax), and its JIT keeps
+// whole-file tokenization fast. pcre2.h stays out
 // of this header (it needs a width macro).
 #pragma once
 
 #include <cstddef>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
 #include <string_view>
 
 namespace planeq::tokenizer_detail {
@@ -29,21 +32,24 @@ public:
     // PCRE2 would otherwise check the whole subject on every call, which makes a scan quadratic.
     bool find(std::string_view subject, size_t from, Span& match) const;
 
-    // Calls on_match(span) for every non-overlapping match, left to right. After an empty match the
-    // scan steps over one character, as Oniguruma's iterator (used by HF) does.
+    // Calls on_match(span) for every non-overlapping match, left to right, as the Rust onig crate's
+    // find_iter (used by HF) does: an empty match that ends where the previous match ended is skipped,
+    // and the search resumes one character further on.
     template <class OnMatch>
     void for_each_match(std::string_view subject, OnMatch&& on_match) const {
         Span match;
         size_t from = 0;
+        size_t last_end = 0;
+        bool any = false;
         while (from <= subject.size() && find(subject, from, match)) {
-            on_match(match);
-            if (match.end > match.begin) {
-                from = match.end;
-            } else if (match.end < subject.size()) {
-                from = match.end + utf8_length(static_cast<unsigned char>(subject[match.end]));
-            } else {
-                break;
+            if (match.end == match.begin && any && match.end == last_end) {
+                if (from == subject.size()) break;
+                from += utf8_length(static_cast<unsigned char>(subject[from]));
+                continue;
             }
+            on_match(match);
+            from = last_end = match.end;
+            any = true;
         }
     }
 
@@ -53,5 +59,9 @@ private:
     struct Code;
     std::unique_ptr<Code> code_;
 };
+
+// The "pattern" of a Split pre-tokenizer or a Replace normalizer / decoder: {"Regex": "..."} or
+// {"String": "..."} (a literal). Throws FormatError naming `where` for anything else.
+std::shared_ptr<const Regex> parse_pattern(const nlohmann::json& pattern, const std::string& where);
 
 }  // namespace planeq::tokenizer_detail

@@ -3,13 +3,15 @@
 #include <algorithm>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <unordered_set>
 
 #include "core/error.hpp"
 #include "core/text_file.hpp"
 #include "tokenizer/added_tokens.hpp"
 #include "tokenizer/bpe.hpp"
-#include "tokenizer/byte_level.hpp"
+#include "tokenizer/decoder.hpp"
 #include "tokenizer/format_error.hpp"
+#include "tokenizer/normalizer.hpp"
 #include "tokenizer/post_processor.hpp"
 #include "tokenizer/pretokenizer.hpp"
 #include "tokenizer/utf8.hpp"
@@ -18,57 +20,57 @@ namespace planeq {
 
 using tokenizer_detail::AddedTokens;
 using tokenizer_detail::BpeModel;
+using tokenizer_detail::Decoder;
 using tokenizer_detail::FormatError;
+using tokenizer_detail::NormalizedText;
+using tokenizer_detail::Normalizer;
 using tokenizer_detail::PostProcessor;
 using tokenizer_detail::PreTokenizer;
 
 struct Tokenizer::Impl {
+    Normalizer normalizer;
+    PreTokenizer pre_tokenizer;
     BpeModel model;
     AddedTokens added;
-    PreTokenizer pre_tokenizer;
     PostProcessor post_processor;
-    std::vector<std::string> token_bytes;  // by id: the bytes each token decodes to
+    Decoder decoder;
+    std::vector<std::string> token_bytes;  // by id: the bytes each token stands for (see token_bytes())
     std::vector<bool> has_token;           // by id: whether any token has this id
+    std::vector<bool> skipped_as_special;  // by id: whether decode(skip_special) drops it
     size_t vocab_size = 0;
+
+    // The string HF's decoders receive for `id` (which must exist): an added token's (normalized) form
+    // takes precedence over the model's vocabulary entry, as in HF's decode.
+    const std::string& token_string(int32_t id) const {
+        if (const auto* token = added.find(id)) return token->form;
+        return *model.id_to_token(id);
+    }
 };
 
 namespace {
 
-// Normalizers rewrite the text (NFC, lowercasing, ...); none is implemented, so only their absence
-// (or an empty Sequence) is accepted rather than silently producing different ids.
-void check_normalizer(const nlohmann::json& spec) {
-    if (spec.is_null()) return;
-    const std::string type = tokenizer_detail::type_of(spec, "normalizer");
-    if (type == "Sequence" && spec.contains("normalizers") && spec["normalizers"].is_array() &&
-        spec["normalizers"].empty())
-        return;
-    throw FormatError("unsupported normalizer type \"" + type + "\" (only no normalizer is supported)");
-}
-
-// Decoding always maps byte-level characters back to bytes. HF with no decoder would instead join the
-// raw token strings with spaces, which is never what a byte-level vocabulary wants, so null is
-// accepted and treated as ByteLevel.
-void check_decoder(const nlohmann::json& spec) {
-    if (spec.is_null()) return;
-    const std::string type = tokenizer_detail::type_of(spec, "decoder");
-    if (type != "ByteLevel") throw FormatError("unsupported decoder type \"" + type + "\" (expected ByteLevel)");
-}
-
-// Every id's bytes, precomputed so decode is a concatenation. Added tokens take precedence over the
-// model's vocabulary for a shared id, as in HF's id_to_token.
+// Every id's bytes, precomputed so that a byte-level decode is a concatenation. Added tokens take
+// precedence over the model's vocabulary for a shared id, as in HF's decode.
 void build_id_tables(Tokenizer::Impl& impl) {
     size_t size = impl.model.id_bound();
     for (const auto& token : impl.added.all()) size = std::max(size, static_cast<size_t>(token.id) + 1);
     impl.token_bytes.assign(size, {});
     impl.has_token.assign(size, false);
-    size_t added_outside_model = 0;
+    impl.skipped_as_special.assign(size, false);
+    // HF's decode drops a token when its string is the content of a special token. A normalized special
+    // token reaches the decoder in its normalized form, so when normalization changed it, it is kept.
+    std::unordered_set<std::string_view> special_contents;
+    for (const auto& token : impl.added.all())
+        if (token.special) special_contents.insert(token.content);
     for (size_t id = 0; id < size; ++id) {
         const auto* added = impl.added.find(static_cast<int32_t>(id));
-        const std::string* text = added ? &added->content : impl.model.id_to_token(static_cast<int32_t>(id));
+        const std::string* text = added ? &added->form : impl.model.id_to_token(static_cast<int32_t>(id));
         if (!text) continue;
-        impl.token_bytes[id] = byte_level::decode_token(*text);
+        impl.token_bytes[id] = impl.decoder.token_bytes(*text);
         impl.has_token[id] = true;
+        impl.skipped_as_special[id] = special_contents.contains(*text);
     }
+    size_t added_outside_model = 0;
     for (const auto& token : impl.added.all())
         if (!impl.model.token_to_id(token.content)) ++added_outside_model;
     impl.vocab_size = impl.model.size() + added_outside_model;
@@ -81,13 +83,14 @@ std::shared_ptr<const Tokenizer::Impl> parse(const nlohmann::json& spec) {
         static const nlohmann::json null_value;
         return spec.contains(key) ? spec[key] : null_value;
     };
-    check_normalizer(section("normalizer"));
-    check_decoder(section("decoder"));
     auto impl = std::make_shared<Tokenizer::Impl>();
-    impl->model = BpeModel::from_json(spec["model"]);
-    impl->added = AddedTokens::from_json(section("added_tokens"), impl->model);
+    impl->normalizer = Normalizer::from_json(section("normalizer"));
     impl->pre_tokenizer = PreTokenizer::from_json(section("pre_tokenizer"));
+    const bool byte_level = impl->pre_tokenizer.byte_level();
+    impl->model = BpeModel::from_json(spec["model"], byte_level);
+    impl->added = AddedTokens::from_json(section("added_tokens"), impl->model, impl->normalizer);
     impl->post_processor = PostProcessor::from_json(section("post_processor"));
+    impl->decoder = Decoder::from_json(section("decoder"), byte_level);
     build_id_tables(*impl);
     // HF does not check this, but an id outside the vocabulary would index past the model's embeddings.
     const auto& post = impl->post_processor;
@@ -98,6 +101,34 @@ std::shared_ptr<const Tokenizer::Impl> parse(const nlohmann::json& spec) {
                                   ", which is not in the vocabulary");
     }
     return impl;
+}
+
+// Where one encode call sends its results: every pre-token to BPE, added token ids straight to the output.
+struct EncodeSinks {
+    PreTokenizer::Emit encode_word;
+    AddedTokens::OnToken add_token;
+};
+
+// One piece of text between raw-text added tokens, `offset` bytes into the input, as HF's
+// extract_and_normalize and the steps after it treat it: normalized on its own, searched for the
+// normalized added tokens, and the rest pre-tokenized and run through BPE.
+void encode_piece(const Tokenizer::Impl& impl, std::string_view piece, size_t offset, const EncodeSinks& sinks) {
+    // Only a piece at the very start of the input has an origin (see NormalizedText), which only
+    // Metaspace's "first" scheme looks at.
+    NormalizedText normalized{{}, offset == 0 ? utf8::first_char_length(piece) : 0};
+    std::string_view text = piece;
+    if (!impl.normalizer.empty()) {
+        normalized.text.assign(piece);
+        impl.normalizer.apply(normalized);
+        text = normalized.text;
+    }
+    const size_t origin = normalized.origin;
+    impl.added.split_normalized(
+        text,
+        [&](std::string_view rest, size_t rest_offset) {
+            impl.pre_tokenizer.run(rest, origin > rest_offset ? origin - rest_offset : 0, sinks.encode_word);
+        },
+        sinks.add_token);
 }
 
 }  // namespace
@@ -124,25 +155,32 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special) 
     ids.reserve(text.size() / 3 + 8);
     if (add_special) ids = impl.post_processor.prefix;
     BpeModel::Cache cache;
-    const std::function<void(std::string_view)> encode_word = [&](std::string_view word) {
-        impl.model.encode_word(word, cache, ids);
-    };
-    impl.added.split(
-        text, [&](std::string_view piece) { impl.pre_tokenizer.run(piece, encode_word); },
-        [&](int32_t id) { ids.push_back(id); });
+    const EncodeSinks sinks{[&](std::string_view word) { impl.model.encode_word(word, cache, ids); },
+                            [&](int32_t id) { ids.push_back(id); }};
+    impl.added.split_raw(
+        text, [&](std::string_view piece, size_t offset) { encode_piece(impl, piece, offset, sinks); },
+        sinks.add_token);
     if (add_special) ids.insert(ids.end(), impl.post_processor.suffix.begin(), impl.post_processor.suffix.end());
     return ids;
 }
 
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) const {
     const Impl& impl = *impl_;
-    std::string bytes;
-    for (const int32_t id : ids) {
-        if (id < 0 || static_cast<size_t>(id) >= impl.has_token.size() || !impl.has_token[id]) continue;
-        if (skip_special && is_special(id)) continue;
-        bytes += impl.token_bytes[id];
+    const auto wanted = [&](int32_t id) {
+        if (id < 0 || static_cast<size_t>(id) >= impl.has_token.size() || !impl.has_token[id]) return false;
+        return !(skip_special && impl.skipped_as_special[id]);
+    };
+    if (impl.decoder.is_byte_level()) {
+        std::string bytes;
+        for (const int32_t id : ids)
+            if (wanted(id)) bytes += impl.token_bytes[id];
+        return utf8::repair_lossy(bytes);
     }
-    return utf8::repair_lossy(bytes);
+    std::vector<std::string> tokens;
+    tokens.reserve(ids.size());
+    for (const int32_t id : ids)
+        if (wanted(id)) tokens.push_back(impl.token_string(id));
+    return impl.decoder.decode(std::move(tokens));
 }
 
 std::string Tokenizer::token_bytes(int32_t id) const {

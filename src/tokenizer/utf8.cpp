@@ -122,6 +122,13 @@ void append(std::string& out, char32_t cp) {
     }
 }
 
+size_t first_char_length(std::string_view text) {
+    if (text.empty()) return 0;
+    size_t end = 0;
+    next(text, end);
+    return end;
+}
+
 bool is_whitespace(char32_t cp) {
     switch (cp) {
         case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20: case 0x85: case 0xA0:

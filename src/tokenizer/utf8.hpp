@@ -24,6 +24,9 @@ char32_t previous(std::string_view text, size_t end, size_t& start);
 
 void append(std::string& out, char32_t cp);
 
+// Byte length of the first character of valid UTF-8 text (0 for empty text).
+size_t first_char_length(std::string_view text);
+
 // Rust's char::is_whitespace: the Unicode White_Space property.
 bool is_whitespace(char32_t cp);
 

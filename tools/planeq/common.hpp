@@ -24,6 +24,9 @@ std::string human_bytes(double bytes);
 // Subcommand registrations (one file each).
 void register_tokenize(CLI::App& app);
 void register_ppl(CLI::App& app);
+void register_quantize(CLI::App& app);
+void register_bench(CLI::App& app);
+void register_kld(CLI::App& app);
 void register_run(CLI::App& app);
 void register_info(CLI::App& app);
 void register_demo(CLI::App& app);

@@ -14,8 +14,11 @@ int main(int argc, char** argv) {
     planeq::cli::register_demo(app);
     planeq::cli::register_info(app);
     planeq::cli::register_tokenize(app);
+    planeq::cli::register_quantize(app);
     planeq::cli::register_ppl(app);
+    planeq::cli::register_kld(app);
     planeq::cli::register_run(app);
+    planeq::cli::register_bench(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

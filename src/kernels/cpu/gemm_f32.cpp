@@ -3,6 +3,7 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "core/cpu_features.hpp"
@@ -22,6 +23,15 @@ void gemm_f32_openblas(int64_t M, int64_t N, int64_t K, const float* A, int64_t 
                        int64_t ldc, bool accumulate, int threads) {
     const float* b = static_cast<const float*>(B.data);
     int64_t ldb = B.ld;
+    if (B.block) {  // materialize op(B) as [N × K] f32
+        float* wf = scratch_floats(size_t(N * K), 4);
+        const int64_t step = 32;
+#pragma omp parallel for schedule(static) if (threads != 1)
+        for (int64_t n0 = 0; n0 < N; n0 += step) B.block(B.ctx, n0, std::min(step, N - n0), 0, K, wf + n0 * K);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(N), int(K), 1.0f, A, int(lda), wf, int(K),
+                    accumulate ? 1.0f : 0.0f, C, int(ldc));
+        return;
+    }
     if (B.dtype != DType::F32) {  // widen to f32 first: OpenBLAS has no bf16/f16 sgemm
         const int64_t rows = B.rows_are_n ? N : K, cols = B.rows_are_n ? K : N;
         float* wf = scratch_floats(size_t(rows * cols), 4);

@@ -14,6 +14,11 @@ struct BOperand {
     DType dtype = DType::F32;  // F32, BF16 or F16
     int64_t ld = 0;            // elements between consecutive rows of the stored matrix
     bool rows_are_n = true;    // stored [N × K] (a linear's weight, attention keys); false: stored [K × N] (values)
+    // Alternatively a producer of f32 blocks (packed weight formats dequantize here, panel by panel, so no
+    // f32 copy of the whole weight is ever made): columns [n0, n0 + nr) of op(B) over K range [k0, k0 + kc),
+    // written row-major as out[nr × kc]. When set, data/dtype/ld/rows_are_n are ignored.
+    void (*block)(const void* ctx, int64_t n0, int64_t nr, int64_t k0, int64_t kc, float* out) = nullptr;
+    const void* ctx = nullptr;
 };
 
 // threads: 0 = use the OpenMP team (call from outside a parallel region); 1 = run on the calling thread.

@@ -79,7 +79,12 @@ inline void transpose16(__m512 r[16]) {
 
 // B columns [n0, n0 + nr) of op(B), K range [k0, k0 + kc) -> out[k][NR] in f32, columns past nr zero.
 void pack_b(const BOperand& B, int64_t n0, int64_t nr, int64_t k0, int64_t kc, float* out) {
-    const size_t esz = dtype_size(B.dtype);
+    if (B.block) {  // a packed format dequantizes the block; then transpose it like a stored [N × K] f32 matrix
+        float* tmp = scratch_floats(size_t(NR * KC), 3);
+        B.block(B.ctx, n0, nr, k0, kc, tmp);
+        pack_b(BOperand{tmp, DType::F32, kc, true}, 0, nr, 0, kc, out);
+        return;
+    }
     if (!B.rows_are_n) {  // stored [K × N]: each k is a contiguous run of n
         for (int64_t k = 0; k < kc; ++k) {
             const int64_t off = (k0 + k) * B.ld + n0;
@@ -92,7 +97,6 @@ void pack_b(const BOperand& B, int64_t n0, int64_t nr, int64_t k0, int64_t kc, f
         return;
     }
     // Stored [N × K]: transpose 16×16 tiles (16 columns of op(B) = 16 stored rows).
-    (void)esz;
     for (int64_t h = 0; h < NR; h += 16) {
         for (int64_t kk = 0; kk < kc; kk += 16) {
             const int64_t kvalid = std::min<int64_t>(16, kc - kk);

@@ -1,0 +1,57 @@
+// The quantization pipeline (DESIGN §1, GPTQ.md step 8): calibration segments run block by block
+// through the model as it is being quantized, so block l sees the outputs of the already quantized
+// block l − 1; inside a block the layers are quantized in true-sequential order
+//   [q, k, v] → [o] → [gate, up] → [down]
+// each sub-group's Hessian built from inputs produced by its quantized predecessors.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "model/model.hpp"
+#include "quant/method.hpp"
+
+namespace planeq {
+
+struct QuantizeOptions {
+    LayerSetting defaults;
+    std::map<std::string, LayerSetting> plan;  // per-layer overrides (allocation plans)
+    bool quantize_head = false;                // lm_head (untied models only)
+};
+
+struct LayerReport {
+    std::string name, method, format;
+    int64_t rows = 0, cols = 0;
+    LayerSetting setting;
+    double bpw = 0;
+    double proxy_loss = 0;
+    double rel_output_error = -1;  // tr(ΔW H ΔWᵀ) / tr(W H Wᵀ) on the calibration inputs (−1: not computed)
+    double rel_weight_error = 0;   // ‖ΔW‖_F / ‖W‖_F
+    double seconds = 0;
+    double damp_used = 0;
+    std::vector<std::string> log;
+    nlohmann::json to_json() const;
+};
+
+struct QuantizeReport {
+    std::vector<LayerReport> layers;
+    double seconds = 0, forward_seconds = 0, hessian_seconds = 0, method_seconds = 0;
+    int64_t calib_segments = 0, calib_len = 0;
+    nlohmann::json to_json() const;
+};
+
+using QuantizeProgress = std::function<void(int64_t blocks_done, int64_t blocks_total, const std::string& note)>;
+
+// The setting a layer gets: its plan entry, else the defaults.
+const LayerSetting& setting_for(const QuantizeOptions& opt, const std::string& layer);
+
+// Quantizes every decoder linear of m in place (their weights become packed formats). segments are
+// calibration token sequences (equal length); methods that need no data accept an empty list.
+QuantizeReport quantize_model(Model& m, const std::vector<std::vector<int32_t>>& segments, const QuantizeOptions& opt,
+                              const QuantizeProgress& progress = {});
+
+}  // namespace planeq

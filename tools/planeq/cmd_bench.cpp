@@ -1,0 +1,151 @@
+// planeq bench: prefill and decode speed of a model directory or of random weights at a real shape,
+// next to the machine's memory bandwidth measured in the same run.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "common.hpp"
+#include "core/bandwidth.hpp"
+#include "core/error.hpp"
+#include "core/progress.hpp"
+#include "formats/format.hpp"
+#include "loaded_model.hpp"
+#include "model/flops.hpp"
+#include "model/forward.hpp"
+#include "model/synthetic.hpp"
+#include "quant/calibration.hpp"
+
+namespace planeq::cli {
+
+namespace {
+
+struct BenchArgs {
+    CommonOptions common;
+    std::string model, shape, format = "bf16";
+    FormatParams params{4, 128, false, false};
+    int64_t prompt = 512, generate = 128;
+    int reps = 5;
+    bool no_bandwidth = false;
+};
+
+struct Stats {
+    double median = 0, min = 0, max = 0;
+};
+Stats stats_of(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return {v[v.size() / 2], v.front(), v.back()};
+}
+
+void run_bench(BenchArgs& a) {
+    apply_threads(a.common);
+    if (a.model.empty() == a.shape.empty()) fail("give either a MODEL directory or --shape NAME");
+    // Bandwidth first, before the model occupies memory.
+    Bandwidth bw;
+    if (!a.no_bandwidth) bw = measure_bandwidth();
+
+    std::unique_ptr<Model> owned;
+    std::string what;
+    if (!a.shape.empty()) {
+        const WeightFormat* fmt = find_format(a.format);
+        if (!fmt) fail("unknown format '" + a.format + "' (known: " + format_names() + ")");
+        if (fmt->name == "bf16" || fmt->name == "f32" || fmt->name == "f16") a.params = FormatParams{16, 0, false, false};
+        const ModelConfig c = shape_config(a.shape);
+        uint64_t seed = 1;
+        owned = synthetic_model(c, [&](const std::string&, int64_t r, int64_t k) { return random_weight(*fmt, r, k, a.params, seed++); }, 0);
+        what = a.shape + " (random weights)";
+    } else {
+        owned = load_model(a.model, false).model;
+        what = a.model;
+    }
+    const Model& m = *owned;
+    const ModelConfig& c = m.config;
+    PortableRng rng(7);
+    std::vector<int32_t> tokens(size_t(std::max<int64_t>(a.prompt, 1)));
+    for (int32_t& t : tokens) t = int32_t(rng.below(uint64_t(c.vocab)));
+
+    KVCache cache(c, a.prompt + a.generate + 1);
+    ForwardBuffers buf(c, std::max<int64_t>(a.prompt, 1));
+    std::vector<double> prefill, decode;
+    Progress bar("bench", 2 * (a.reps + 1), "runs");
+    for (int rep = 0; rep <= a.reps; ++rep) {  // repetition 0 warms caches and page mappings up
+        if (a.prompt > 0) {
+            cache.clear();
+            const auto t0 = std::chrono::steady_clock::now();
+            forward(m, cache, buf, tokens, Logits::Last);
+            const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            if (rep > 0) prefill.push_back(double(a.prompt) / s);
+        }
+        bar.update(2 * rep + 1);
+        if (a.generate > 0) {
+            cache.clear();
+            int32_t tok = tokens[0];
+            forward(m, cache, buf, std::span<const int32_t>(&tok, 1), Logits::Last);
+            const auto t0 = std::chrono::steady_clock::now();
+            for (int64_t i = 0; i < a.generate; ++i) {
+                tok = int32_t((tok * 7 + 13) % c.vocab);
+                forward(m, cache, buf, std::span<const int32_t>(&tok, 1), Logits::Last);
+            }
+            const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            if (rep > 0) decode.push_back(double(a.generate) / s);
+        }
+        bar.update(2 * rep + 2);
+    }
+    bar.finish();
+
+    const double bytes_tok = double(m.decode_bytes_per_token());
+    nlohmann::json j{{"model", what},
+                     {"formats", m.format_summary()},
+                     {"bpw_linear", m.bpw_linear()},
+                     {"weight_bytes", m.weight_bytes()},
+                     {"decode_bytes_per_token", bytes_tok},
+                     {"threads", thread_count()},
+                     {"repetitions", a.reps}};
+    if (!a.no_bandwidth) j["bandwidth"] = {{"copy_gbs", bw.copy_gbs}, {"read_gbs", bw.read_gbs}};
+    const bool text = !a.common.json;
+    if (text) std::printf("%s: %s, %.4f bpw (linears), %s of weights, %d threads\n", what.c_str(), m.format_summary().c_str(), m.bpw_linear(),
+                human_bytes(double(m.weight_bytes())).c_str(), thread_count());
+    if (text && !a.no_bandwidth) std::printf("memory bandwidth (STREAM copy / read, 1 GiB): %.1f / %.1f GB/s\n", bw.copy_gbs, bw.read_gbs);
+    if (!prefill.empty()) {
+        const Stats s = stats_of(prefill);
+        const double gflops = forward_flops(m, a.prompt, 0, 1) * s.median / double(a.prompt) / 1e9;
+        j["prefill"] = {{"tokens", a.prompt}, {"tokens_per_s", s.median}, {"min", s.min}, {"max", s.max}, {"gflops_per_s", gflops}};
+        if (text) std::printf("prefill pp%-5lld %9.1f tokens/s (min %.1f, max %.1f), %.1f GFLOP/s\n", (long long)a.prompt, s.median, s.min, s.max, gflops);
+    }
+    if (!decode.empty()) {
+        const Stats s = stats_of(decode);
+        const double gbs = s.median * bytes_tok / 1e9;
+        j["decode"] = {{"tokens", a.generate}, {"tokens_per_s", s.median}, {"min", s.min}, {"max", s.max}, {"weight_gbs", gbs}};
+        if (text) std::printf("decode  tg%-5lld %9.2f tokens/s (min %.2f, max %.2f), %s of weights per token = %.1f GB/s", (long long)a.generate,
+                    s.median, s.min, s.max, human_bytes(bytes_tok).c_str(), gbs);
+        if (!a.no_bandwidth) {
+            j["decode"]["fraction_of_copy_bandwidth"] = gbs / bw.copy_gbs;
+            j["decode"]["fraction_of_read_bandwidth"] = gbs / bw.read_gbs;
+            if (text) std::printf(", %.0f%% of copy / %.0f%% of read bandwidth", 100 * gbs / bw.copy_gbs, 100 * gbs / bw.read_gbs);
+        }
+        if (text) std::printf("\n");
+    }
+    if (a.common.json) print_json(j);
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app) {
+    auto a = std::make_shared<BenchArgs>();
+    CLI::App* cmd = app.add_subcommand("bench", "Prefill and decode speed, next to the machine's memory bandwidth");
+    cmd->add_option("model", a->model, "Model directory (or use --shape for random weights)");
+    cmd->add_option("--shape", a->shape, "Random weights at a real shape: " + shape_names());
+    cmd->add_option("--format", a->format, "Weight format of the decoder linears with --shape (" + format_names() + ")")->capture_default_str();
+    cmd->add_option("--bits", a->params.bits, "Bits of the format (with --shape)")->capture_default_str();
+    cmd->add_option("--group", a->params.group, "Group size of the format (with --shape)")->capture_default_str();
+    cmd->add_option("-p,--prompt", a->prompt, "Prompt tokens for the prefill test (0 = skip)")->capture_default_str()->check(CLI::NonNegativeNumber);
+    cmd->add_option("-n,--generate", a->generate, "Tokens for the decode test (0 = skip)")->capture_default_str()->check(CLI::NonNegativeNumber);
+    cmd->add_option("-r,--reps", a->reps, "Timed repetitions (median reported)")->capture_default_str()->check(CLI::Range(1, 100));
+    cmd->add_flag("--no-bandwidth", a->no_bandwidth, "Skip the memory bandwidth measurement");
+    add_common(*cmd, a->common);
+    cmd->callback([a] {
+        if (a->common.json) Progress::set_enabled(false);
+        run_bench(*a);
+    });
+}
+
+}  // namespace planeq::cli
