@@ -1,5 +1,7 @@
 #include "eval/kld.hpp"
 
+#include "kernels/cpu/vec_math.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -32,14 +34,8 @@ int nearest_int(float fval) {
 
 KldToken kld_token_exact(const float* z, const float* w, int64_t vocab, int32_t target) {
     const int64_t top_p = argmax_first(z, vocab), top_q = argmax_first(w, vocab);
-    const double mp = z[top_p], mq = w[top_q];
-    double sp = 0, sq = 0;
-    for (int64_t v = 0; v < vocab; ++v) {
-        sp += std::exp(double(z[v]) - mp);
-        sq += std::exp(double(w[v]) - mq);
-    }
-    // Same operation order as token_nll, so NLLs (and PPL) equal the ppl command's bit for bit.
-    const double lse_p = mp + std::log(sp), lse_q = mq + std::log(sq);
+    // The same fp64 log-sum-exp as token_nll, so NLLs (and PPL) equal the ppl command's bit for bit.
+    const double lse_p = cpu::log_sum_exp(z, vocab), lse_q = cpu::log_sum_exp(w, vocab);
     double kld = 0;
     for (int64_t v = 0; v < vocab; ++v) {
         const double lp = double(z[v]) - lse_p, lq = double(w[v]) - lse_q;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.hpp"
+#include "kernels/cpu/vec_math.hpp"
 #include "model/forward.hpp"
 
 namespace planeq {
@@ -27,11 +28,7 @@ std::vector<std::vector<int32_t>> ppl_windows(std::span<const int32_t> ids, cons
 }
 
 double token_nll(const float* logits, int64_t vocab, int32_t target) {
-    double mx = logits[0];
-    for (int64_t i = 1; i < vocab; ++i) mx = std::max(mx, double(logits[i]));
-    double sum = 0;
-    for (int64_t i = 0; i < vocab; ++i) sum += std::exp(double(logits[i]) - mx);
-    return mx + std::log(sum) - double(logits[target]);
+    return cpu::log_sum_exp(logits, vocab) - double(logits[target]);
 }
 
 void ppl_from_nll(std::span<const double> nll, double& ppl, double& stderr_ppl) {

@@ -1,9 +1,11 @@
 // The format registry: one line per format.
 #include <array>
 
+#include "formats/bitplane.hpp"
 #include "formats/dense.hpp"
 #include "formats/format.hpp"
 #include "formats/int_group.hpp"
+#include "formats/tritplane.hpp"
 
 namespace planeq {
 
@@ -13,6 +15,8 @@ const std::array kFormats = {
     &kFormatBF16,
     &kFormatF16,
     &kFormatIntGroup,
+    &kFormatTritplane,
+    &kFormatBitplane,
 };
 }  // namespace
 

@@ -7,6 +7,7 @@
 #include "core/error.hpp"
 #include "core/scratch.hpp"
 #include "kernels/cpu/gemm_f32.hpp"
+#include "kernels/cpu/vec_math.hpp"
 
 namespace planeq {
 
@@ -74,17 +75,15 @@ void attention(const ModelConfig& c, const KVCache& cache, int64_t layer, const 
                 const int64_t qpos = pos0 + i0 + r;
                 const int64_t lo = c.sliding_window > 0 ? std::max<int64_t>(first, qpos - c.sliding_window + 1) : first;
                 float* row = s + r * span;
+                // Visible keys [lo, qpos]: scale, softmax; everything else gets weight 0.
+                float* vis = row + (lo - first);
+                const int64_t nvis = qpos - lo + 1;
                 float mx = -std::numeric_limits<float>::infinity();
-                for (int64_t j = lo; j <= qpos; ++j) mx = std::max(mx, row[j - first] * scale);
-                float sum = 0;
-                for (int64_t j = first; j < last; ++j) {
-                    float e = 0;
-                    if (j >= lo && j <= qpos) e = std::exp(row[j - first] * scale - mx);
-                    row[j - first] = e;
-                    sum += e;
-                }
-                const float inv = 1.0f / sum;
-                for (int64_t j = 0; j < span; ++j) row[j] *= inv;
+                for (int64_t j = 0; j < nvis; ++j) mx = std::max(mx, vis[j] *= scale);
+                const float inv = float(1.0 / cpu::exp_shift_sum(vis, nvis, mx));
+                for (int64_t j = 0; j < nvis; ++j) vis[j] *= inv;
+                std::fill(row, vis, 0.0f);
+                std::fill(vis + nvis, row + span, 0.0f);
             }
             cpu::gemm_f32(rows, hd, span, s, span, cpu::BOperand{vbase + first * kv_dim + kv_head * hd, DType::F32, kv_dim, false},
                           out + i0 * q_dim + h * hd, q_dim, false, 1);

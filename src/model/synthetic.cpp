@@ -4,8 +4,10 @@
 
 #include "core/error.hpp"
 #include "core/half.hpp"
+#include "formats/bitplane.hpp"
 #include "formats/dense.hpp"
 #include "formats/int_group.hpp"
+#include "formats/tritplane.hpp"
 #include "quant/calibration.hpp"
 
 namespace planeq {
@@ -121,6 +123,29 @@ PackedWeight random_weight(const WeightFormat& format, int64_t rows, int64_t col
         }
         return pack_int_group(rows, cols, params, codes, scales, zeros, g_idx);
     }
+    if (format.name == "bitplane") {  // random planes; coefficients of a spread ~ a uniform k-bit grid
+        if (std::string why = format.check(rows, cols, params); !why.empty()) fail(why);
+        const int k = params.bits;
+        const int64_t G = cols / params.group;
+        std::vector<uint8_t> codes(size_t(rows * cols));
+        std::vector<uint16_t> coefs(size_t(rows * G * (k + 1)));
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < rows; ++r) {
+            PortableRng rng(seed * 0x9e3779b97f4a7c15ull + uint64_t(r));
+            for (int64_t c = 0; c < cols; c += 8) {
+                uint64_t bits = rng.next();
+                for (int64_t i = 0; i < 8 && c + i < cols; ++i, bits >>= 8) codes[size_t(r * cols + c + i)] = uint8_t(bits & ((1u << k) - 1));
+            }
+            for (int64_t j = 0; j < G; ++j) {
+                const double step = 2.0 * sigma / double((1 << k) - 1) * (0.5 + rng.uniform());
+                uint16_t* cf = coefs.data() + (r * G + j) * (k + 1);
+                cf[0] = f32_to_bf16(float(-step * double((1 << k) - 1) / 2.0));
+                for (int m = 1; m <= k; ++m) cf[m] = f32_to_bf16(float(step * double(1 << (m - 1)) * (0.75 + 0.5 * rng.uniform())));
+            }
+        }
+        return pack_bitplane(rows, cols, params, codes, coefs);
+    }
+    if (format.name == "tritplane") return random_tritplane(rows, cols, params.group, sigma, seed);  // bits: always 2 planes
     fail("format '" + std::string(format.name) + "' has no random-weight generator for synthetic models");
 }
 

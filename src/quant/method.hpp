@@ -49,5 +49,7 @@ struct QuantMethod {
 
 const QuantMethod* find_method(std::string_view name);
 std::string method_names();
+// One line per method (name, summary, whether it needs calibration text): the `quantize --help` footer.
+std::string method_help();
 
 }  // namespace planeq

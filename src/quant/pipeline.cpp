@@ -47,6 +47,7 @@ struct Quantizer {
         rep.rows = R;
         rep.cols = C;
         rep.setting = s;
+        rep.setting.bits = q.weight.params.bits;  // what was stored (ptqtp: 2 trit-planes, whatever --bits said)
         rep.bpw = q.weight.bits_per_weight();
         rep.proxy_loss = q.proxy_loss;
         rep.damp_used = q.damp_used;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "bench_cuda.hpp"
 #include "common.hpp"
 #include "core/bandwidth.hpp"
 #include "core/error.hpp"
@@ -26,6 +27,9 @@ struct BenchArgs {
     int64_t prompt = 512, generate = 128;
     int reps = 5;
     bool no_bandwidth = false;
+    std::string device = "cpu";
+    int batch = 1;
+    bool no_baseline = false;
 };
 
 struct Stats {
@@ -36,7 +40,22 @@ Stats stats_of(std::vector<double> v) {
     return {v[v.size() / 2], v.front(), v.back()};
 }
 
+void run_bench_on_gpu(BenchArgs& a) {
+#ifdef PLANEQ_HAVE_CUDA
+    if (a.shape.empty()) fail("--device cuda needs --shape (random weights at a real shape)");
+    CudaBenchOptions o;
+    o.shape = a.shape, o.format = a.format, o.params = a.params, o.generate = std::max<int64_t>(a.generate, 1), o.reps = a.reps;
+    o.batch = a.batch, o.baseline = !a.no_baseline, o.text = !a.common.json;
+    const nlohmann::json j = run_bench_cuda(o);
+    if (a.common.json) print_json(j);
+#else
+    fail("--device cuda: this planeq was built without CUDA (configure with -DPLANEQ_CUDA=ON)");
+#endif
+}
+
 void run_bench(BenchArgs& a) {
+    if (a.device == "cuda") return run_bench_on_gpu(a);
+    if (a.device != "cpu") fail("--device must be cpu or cuda (got '" + a.device + "')");
     apply_threads(a.common);
     if (a.model.empty() == a.shape.empty()) fail("give either a MODEL directory or --shape NAME");
     // Bandwidth first, before the model occupies memory.
@@ -141,6 +160,10 @@ void register_bench(CLI::App& app) {
     cmd->add_option("-n,--generate", a->generate, "Tokens for the decode test (0 = skip)")->capture_default_str()->check(CLI::NonNegativeNumber);
     cmd->add_option("-r,--reps", a->reps, "Timed repetitions (median reported)")->capture_default_str()->check(CLI::Range(1, 100));
     cmd->add_flag("--no-bandwidth", a->no_bandwidth, "Skip the memory bandwidth measurement");
+    cmd->add_flag("--sym", a->params.sym, "Symmetric int weights (with --shape --format int)");
+    cmd->add_option("--device", a->device, "cpu, or cuda (GPU decode of the shape's linear stack; needs --shape)")->capture_default_str();
+    cmd->add_option("--batch", a->batch, "Tokens decoded together on the GPU (1 … 16)")->capture_default_str()->check(CLI::Range(1, 16));
+    cmd->add_flag("--no-baseline", a->no_baseline, "GPU: skip the cuBLAS bf16 baseline stack");
     add_common(*cmd, a->common);
     cmd->callback([a] {
         if (a->common.json) Progress::set_enabled(false);

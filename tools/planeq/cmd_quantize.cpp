@@ -103,7 +103,7 @@ void run_quantize(QuantizeArgs& a) {
         return;
     }
     std::printf("%-44s %-6s %-6s %5s %8s %10s %10s %7s\n", "layer", "method", "format", "bits", "bpw", "rel.err W", "rel.err XW", "sec");
-    for (const LayerReport& l : report.layers)
+    for (const LayerReport& l : report.layers)  // "bits" is the format's own: planes k, code bits, or 2 trit-planes
         std::printf("%-44s %-6s %-6s %5d %8.4f %10.4f %10.5f %7.2f\n", l.name.c_str(), l.method.c_str(), l.format.c_str(),
                     l.setting.bits, l.bpw, l.rel_weight_error, l.rel_output_error, l.seconds);
     std::printf("\n%s: %lld layers in %.1f s (forward %.1f s, Hessians %.1f s, methods %.1f s)\n", a.out.c_str(),
@@ -120,7 +120,7 @@ void register_quantize(CLI::App& app) {
     cmd->add_option("model", a->model, "Input model directory (Hugging Face)")->required();
     cmd->add_option("-o,--out", a->out, "Output directory (written atomically)")->required();
     cmd->add_option("-m,--method", a->setting.method, "Method: " + method_names())->capture_default_str();
-    cmd->add_option("-b,--bits", a->setting.bits, "Bits per code (2, 3, 4; bit-planes k)")->capture_default_str();
+    cmd->add_option("-b,--bits", a->setting.bits, "Bits per code (rtn/gptq: 2, 3, 4; bpdq: planes k = 2, 3, 4; ptqtp: ignored, always two trit-planes)")->capture_default_str();
     cmd->add_option("-g,--group", a->setting.group, "Group size along the input dimension (32, 64, 128, 256)")->capture_default_str();
     cmd->add_flag("--sym", a->setting.sym, "Symmetric grid (no stored zero points)");
     cmd->add_option("--order", a->order, "Column order: none, gar (group-aware act-order, no g_idx), static, dynamic")
@@ -138,6 +138,7 @@ void register_quantize(CLI::App& app) {
     cmd->add_flag("--force", a->force, "Replace the output directory if it exists");
     cmd->add_flag("-q,--quiet", a->quiet, "No progress bar");
     add_common(*cmd, a->common);
+    cmd->footer("\n" + method_help());
     cmd->callback([a] { run_quantize(*a); });
 }
 

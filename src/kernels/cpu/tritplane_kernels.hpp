@@ -1,0 +1,83 @@
+// CPU kernels of the tritplane format (formats/tritplane.hpp) and of the PTQTP fit (quant/ptqtp.cpp).
+//
+// GEMV with int8 activations, multiplication-free in the inner loop. Activations are quantized per weight
+// group (the int-group quantizer: d_j = max|x|/127, xq = round-half-even(x/d_j), Σ xq = sx_j). With
+// u = t + 1 ∈ {0, 1, 2} (the P5 digit as decoded),
+//     Σ_{i∈j} t_i·xq_i = Σ_{i∈j} u_i·xq_i − sx_j,
+// so a segment's integer dot is a sum of xq values picked once or twice (u8 × s8 dot instructions on
+// {0, 1, 2} are additions: vpdpbusd / vpmaddubsw) minus a per-group constant shared by every row, and
+//     y_r = Σ_j d_j·(α1_rj·(Σ u1·xq − sx_j) + α2_rj·(Σ u2·xq − sx_j))      — two multiplies per row-group.
+// The kernels decode P5 digits without multiplying: m_0 = v, m_{k+1} = m_k + m_k + m_k (mod 256) and
+// u_k = [m_k ≥ 86] + [m_k ≥ 171] (= (3·m_k) >> 8, the spec's fixed-point decode).
+//
+// Kernel order. A superblock's 16 segments (8 groups × 2 planes) are the 16 int32 lanes of a vector: its
+// main vector v and digit k meet the activations xexp[s][v][k][64] whose lane L holds the 4 activations of
+// the trits of bytes 4v..4v+3 of segment L at digit k; the extra bytes are widened to one 32-bit lane per
+// segment (zero padded) and form vector V − 1. xexp is built once per call (tritplane_build_act) and
+// shared by all rows. Lanes of a partial superblock past its segments carry zeros.
+//
+// Float combination (every level computes exactly this, so all levels give identical bits):
+//     out[L] = fma(float(acc_L), float(α_L)·d_j, out[L])   superblock by superblock, L = 0..15,
+//     y = ((o[0..8) + o[8..16)) folded to 4, 2, 1 lanes the same way), see tritplane_reduce16.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace planeq::cpu {
+
+struct TritplaneView {
+    const uint8_t* trits = nullptr;   // [rows × row_bytes]
+    const uint16_t* scales = nullptr; // [rows × 2·ngroups] fp16 bits
+    int64_t rows = 0, cols = 0, ngroups = 0, row_bytes = 0;
+    int group = 128, nb = 26, M = 24, E = 2;
+    int64_t nsb() const { return (ngroups + 7) / 8; }
+    int V() const { return M / 4 + 1; }
+};
+
+struct TritplaneAct {
+    const int8_t* xexp = nullptr;    // [nsb][V][5][64]
+    const int32_t* zinit = nullptr;  // [nsb][16]: −sx of the lane's group (0 past the groups)
+    const float* dexp = nullptr;     // [nsb][16]: d of the lane's group (0 past the groups)
+};
+
+// Bytes of xexp / entries of zinit and dexp for one call.
+inline size_t tritplane_xexp_bytes(const TritplaneView& w) { return size_t(w.nsb()) * size_t(w.V()) * 320; }
+inline size_t tritplane_lane_entries(const TritplaneView& w) { return size_t(w.nsb()) * 16; }
+
+// Builds the kernel-order activations from xq [cols], d and sx [ngroups] (scalar; cheap next to a GEMV).
+void tritplane_build_act(const TritplaneView& w, const int8_t* xq, const float* d, const int32_t* sx, int8_t* xexp,
+                         int32_t* zinit, float* dexp);
+
+// The fixed f32 reduction of the 16 lane sums: fold halves 8, 4, 2, 1.
+inline float tritplane_reduce16(const float* o) {
+    float a[8];
+    for (int i = 0; i < 8; ++i) a[i] = o[i] + o[i + 8];
+    for (int i = 0; i < 4; ++i) a[i] = a[i] + a[i + 4];
+    for (int i = 0; i < 2; ++i) a[i] = a[i] + a[i + 2];
+    return a[0] + a[1];
+}
+
+// y[r] for rows [r0, r1).
+//   scalar: the model — decodes each segment in natural trit order and forms Σ u·xq − sx directly (not
+//           through xexp), so it checks the layout and the activation expansion too.
+void tritplane_gemv_rows_scalar(const TritplaneView& w, const int8_t* xq, const float* d, const int32_t* sx, int64_t r0,
+                                int64_t r1, float* y);
+void tritplane_gemv_rows_avx2(const TritplaneView& w, const TritplaneAct& a, int64_t r0, int64_t r1, float* y);
+void tritplane_gemv_rows_avx512(const TritplaneView& w, const TritplaneAct& a, int64_t r0, int64_t r1, float* y);
+
+// One segment's digits u ∈ {0, 1, 2} in natural trit order (g bytes), from its stored bytes (scalar).
+void tritplane_segment_digits(const TritplaneView& w, const uint8_t* row, int64_t j, int p, uint8_t* u);
+
+// Rows [r0, r0 + nr) × columns [c0, c0 + nc) to f32 into out[nr × nc], bit-identical to the reference.
+void tritplane_dequant_block_avx512(const TritplaneView& w, int64_t r0, int64_t nr, int64_t c0, int64_t nc, float* out);
+
+// ---- PTQTP fit ----------------------------------------------------------------------------------
+// Topology step (PTQTP.md §4.2b): for each i the pair (t1_i, t2_i) of the 9 minimizing
+// (w_i − (a1·t1 + a2·t2))² (levels and errors in f64, no FMA), first minimum in the order
+// (0,0), (1,0), (−1,0), (0,1), (0,−1), (1,1), (1,−1), (−1,1), (−1,−1). Writes t1, t2; returns how many
+// pairs changed. Both levels give identical results.
+int64_t tritplane_topology_scalar(const double* w, int64_t n, double a1, double a2, int8_t* t1, int8_t* t2);
+int64_t tritplane_topology_avx512(const double* w, int64_t n, double a1, double a2, int8_t* t1, int8_t* t2);
+
+}  // namespace planeq::cpu

@@ -1,0 +1,32 @@
+#include "kernels/cpu/vec_math.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/cpu_features.hpp"
+
+namespace planeq::cpu {
+
+double exp_shift_sum_scalar(float* x, int64_t n, float shift) {
+    double s = 0;
+    for (int64_t i = 0; i < n; ++i) s += x[i] = std::exp(x[i] - shift);
+    return s;
+}
+
+double log_sum_exp_scalar(const float* x, int64_t n) {
+    float mx = x[0];
+    for (int64_t i = 1; i < n; ++i) mx = std::max(mx, x[i]);
+    double s = 0;
+    for (int64_t i = 0; i < n; ++i) s += std::exp(double(x[i]) - mx);
+    return double(mx) + std::log(s);
+}
+
+double exp_shift_sum(float* x, int64_t n, float shift) {
+    return simd_level() == SimdLevel::Avx512 ? exp_shift_sum_avx512(x, n, shift) : exp_shift_sum_scalar(x, n, shift);
+}
+
+double log_sum_exp(const float* x, int64_t n) {
+    return simd_level() == SimdLevel::Avx512 ? log_sum_exp_avx512(x, n) : log_sum_exp_scalar(x, n);
+}
+
+}  // namespace planeq::cpu

@@ -1,0 +1,81 @@
+// CUDA decode kernels (built only with -DPLANEQ_CUDA=ON): weights uploaded once, then y = W x for a
+// small batch (1 … 16 tokens) on the GPU. Host-callable from plain C++ (no CUDA syntax here).
+//
+// GPU layout (repacked at upload; docs/cuda.md explains it in full): every packed format is rewritten as
+// P "planes" of small unsigned integer codes (1, 2 or 4 bits each) plus per-(row, group) coefficients, so
+// that one tensor-core kernel serves them all:
+//     ŵ_{r,i} = bias_{r,j} + Σ_p coef_{p,r,j} · v_{p,r,i}          (i in group j)
+//   int b=2: one 2-bit plane v = q, coef = s, bias = −s·z;  b=3: a 2-bit plane (q & 3, coef s) and a 1-bit
+//   plane (q >> 2, coef 4s);  b=4: one 4-bit plane.  bitplane k: k 1-bit planes, coef c_m, bias c_0.
+//   tritplane: two 2-bit planes v = t + 1, coef α_p, bias −(α1 + α2).
+// The codes sit in mma.sync m16n8k16 A-fragment order, so each lane's 16-byte load feeds its fragments
+// directly and a warp reads 512 contiguous bytes per load. Activations enter the tensor cores as two fp16
+// halves (x = hi + lo), so the product keeps ~fp32 accuracy; the codes are exact in fp16.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "formats/format.hpp"
+
+typedef struct CUstream_st* cudaStream_t;
+
+namespace planeq::cuda {
+
+// True when a CUDA device is usable; otherwise false and `why` says what failed.
+bool device_available(std::string* why = nullptr);
+
+// A weight resident on the GPU. Opaque: kernels know its layout.
+struct GpuWeight;
+struct GpuWeightDeleter {
+    void operator()(GpuWeight* w) const;
+};
+using GpuWeightPtr = std::unique_ptr<GpuWeight, GpuWeightDeleter>;
+
+// Repacks (int, bitplane, tritplane) or copies (bf16) and uploads. Throws planeq::Error with a clear message
+// for what the GPU does not support (g_idx, f32/f16 dense, unknown formats).
+GpuWeightPtr upload(const PackedWeight& w);
+// A second resident copy of the same weight (distinct device memory; benchmarks use it to build many layers).
+GpuWeightPtr clone(const GpuWeight& w);
+// A bf16 weight with random contents, generated on the GPU (large dense benchmarks, no host copy).
+GpuWeightPtr random_bf16(int64_t rows, int64_t cols, float sigma, uint64_t seed);
+
+int64_t rows(const GpuWeight& w);
+int64_t cols(const GpuWeight& w);
+size_t device_bytes(const GpuWeight& w);   // bytes a GEMV reads from weights (codes + coefficients)
+std::string describe(const GpuWeight& w);  // "int b2 g128 asym: 1 plane(s) [2]"
+
+// Scratch the plane kernels need for one activation batch: x split into fp16 hi/lo in fragment order and
+// per-group sums. Sized for cols ≤ max_cols, batch ≤ 16.
+struct ActBuffer;
+struct ActBufferDeleter {
+    void operator()(ActBuffer* a) const;
+};
+using ActBufferPtr = std::unique_ptr<ActBuffer, ActBufferDeleter>;
+ActBufferPtr make_act_buffer(int64_t max_cols);
+
+// Prepares `x` (device, [batch × cols] f32 row-major) for plane GEMVs with group size `group`. With
+// `up` non-null, the activation is silu(x) · up (the MLP's gate/up product), fused here. With `rms_norm`,
+// GEMVs on this buffer compute W x / rms(x), rms(x) = sqrt(mean(x²) + 1e-5) per token: RMSNorm's scale fused
+// into the output (a norm's per-channel weights would be applied to x first).
+void prepare_act(ActBuffer& a, const float* x, const float* up, int64_t cols, int batch, int group, cudaStream_t s,
+                 bool rms_norm = false);
+
+// y[batch × rows] = x[batch × cols] · Wᵀ on `s`; x, y device pointers. Plane formats need `act` prepared
+// from this x (and this weight's group size); bf16 reads x directly (act may be null).
+void gemv(const GpuWeight& w, const ActBuffer* act, const float* x, int batch, float* y, cudaStream_t s);
+
+// Up to three weights with the same input (q/k/v, gate/up) in one launch: fewer launches per token.
+void gemv_multi(const GpuWeight* const* w, float* const* y, int n, const ActBuffer* act, const float* x, int batch,
+                cudaStream_t s);
+
+// cuBLAS bf16 baseline: y = x · Wᵀ with x converted to bf16 (cuBLAS needs matching input types), fp32 out.
+// `xbf16` is device scratch of ≥ batch × cols bf16 values.
+void gemv_cublas_bf16(const GpuWeight& w, const float* x, uint16_t* xbf16, int batch, float* y, cudaStream_t s);
+
+// out[i] = silu(g[i]) · u[i] for n values (the dense MLP's activation; plane formats fuse it into prepare_act).
+void silu_mul(const float* g, const float* u, float* out, int64_t n, cudaStream_t s);
+
+}  // namespace planeq::cuda

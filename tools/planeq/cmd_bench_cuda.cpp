@@ -1,0 +1,343 @@
+// planeq bench --device cuda: the decoder's linear layers (all 7 per layer, q/k/v and gate/up fused into
+// one launch each) plus a bf16 lm_head, for every layer of the shape, replayed as one CUDA graph per token
+// (batch-1 decode is launch-bound otherwise). Attention, norms and RoPE are not run: this measures what the
+// weight formats decide, the weight streaming. Reported next to a cudaMemcpy device-to-device bandwidth
+// measured in the same run, and against the same stack in bf16 through cuBLAS.
+//
+// Quantized stacks normalize each linear's input by its RMS (fused into the GEMV's output): random
+// weights would otherwise grow or shrink the activations out of fp16 range over 128 linears. The dense
+// stacks need no such guard (fp32/bf16 range) and run without it.
+//
+// Random weights: one weight per distinct shape is generated on the CPU in the requested format (the
+// synthetic-model generator), uploaded, and cloned into every layer, so layers share contents but not
+// memory (each token streams every layer's bytes from HBM; 54 MB a layer at 2 bits, the L2 is 60 MB).
+// bf16 weights are generated on the GPU (16 GB at 8B shape).
+#ifdef PLANEQ_HAVE_CUDA
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <vector>
+
+#include <cuda_runtime.h>
+
+#include "bench_cuda.hpp"
+#include "common.hpp"
+#include "core/error.hpp"
+#include "kernels/cuda/cuda_gemv.hpp"
+#include "model/synthetic.hpp"
+
+#define CK(expr)                                                                                     \
+    do {                                                                                             \
+        cudaError_t e_ = (expr);                                                                     \
+        if (e_ != cudaSuccess) ::planeq::fail(std::string("CUDA: ") + cudaGetErrorString(e_) + " (" #expr ")"); \
+    } while (0)
+
+namespace planeq::cli {
+
+namespace {
+
+using cuda::GpuWeightPtr;
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+struct Events {
+    cudaEvent_t a, b;
+    Events() {
+        CK(cudaEventCreate(&a));
+        CK(cudaEventCreate(&b));
+    }
+    ~Events() { cudaEventDestroy(a), cudaEventDestroy(b); }
+    double seconds() {
+        CK(cudaEventSynchronize(b));
+        float ms = 0;
+        CK(cudaEventElapsedTime(&ms, a, b));
+        return ms / 1e3;
+    }
+};
+
+// cudaMemcpy device-to-device of 1 GiB, (bytes read + bytes written) / s, median of 10.
+double d2d_copy_gbs(cudaStream_t s) {
+    const size_t bytes = size_t(1) << 30;
+    void *a = nullptr, *b = nullptr;
+    CK(cudaMalloc(&a, bytes));
+    CK(cudaMalloc(&b, bytes));
+    CK(cudaMemset(a, 1, bytes));
+    Events ev;
+    std::vector<double> t;
+    for (int i = 0; i < 12; ++i) {
+        CK(cudaEventRecord(ev.a, s));
+        CK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, s));
+        CK(cudaEventRecord(ev.b, s));
+        const double sec = ev.seconds();
+        if (i >= 2) t.push_back(sec);
+    }
+    cudaFree(a), cudaFree(b);
+    return 2.0 * double(bytes) / median(t) / 1e9;
+}
+
+struct Layer {
+    GpuWeightPtr q, k, v, o, gate, up, down;
+};
+
+struct Stack {
+    std::vector<Layer> layers;
+    GpuWeightPtr head;
+    bool dense = false;
+    int group = 0;
+    size_t bytes = 0;         // weight bytes one token streams (device layout)
+    double stored_bytes = 0;  // the same in the format's stored (checkpoint) layout
+};
+
+struct Buffers {
+    int64_t H, Q, KV, I, V;
+    float *h, *q, *k, *v, *o, *g, *u, *a, *logits;
+    uint16_t* xb;
+    cuda::ActBufferPtr act;
+    Buffers(int64_t H_, int64_t Q_, int64_t KV_, int64_t I_, int64_t V_, int B) : H(H_), Q(Q_), KV(KV_), I(I_), V(V_) {
+        for (auto [p, n] : {std::pair<float**, int64_t>{&h, H}, {&q, Q}, {&k, KV}, {&v, KV}, {&o, H}, {&g, I}, {&u, I}, {&a, I}, {&logits, V}}) {
+            CK(cudaMalloc(p, size_t(n * B) * 4));
+            CK(cudaMemset(*p, 0, size_t(n * B) * 4));
+        }
+        CK(cudaMalloc(&xb, size_t(std::max(H, I) * B) * 2));
+        act = cuda::make_act_buffer(std::max(H, I));
+    }
+    ~Buffers() {
+        for (float* p : {h, q, k, v, o, g, u, a, logits}) cudaFree(p);
+        cudaFree(xb);
+    }
+};
+
+Stack build_stack(const ModelConfig& c, const std::string& format, const FormatParams& params, bool text) {
+    Stack st;
+    const int64_t H = c.hidden, Q = c.q_dim(), KV = c.kv_dim(), I = c.intermediate;
+    st.dense = format == "bf16";
+    st.group = params.group;
+    const std::pair<int64_t, int64_t> shapes[7] = {{Q, H}, {KV, H}, {KV, H}, {H, Q}, {I, H}, {I, H}, {H, I}};
+    std::map<std::pair<int64_t, int64_t>, GpuWeightPtr> templ;
+    std::map<std::pair<int64_t, int64_t>, double> stored;
+    if (!st.dense) {
+        const WeightFormat* fmt = find_format(format);
+        if (!fmt) fail("unknown format '" + format + "' (known: " + format_names() + ")");
+        uint64_t seed = 1;
+        for (auto rc : shapes)
+            if (!templ.count(rc)) {
+                if (text) std::printf("generating and uploading a %lldx%lld %s weight...\n", (long long)rc.first, (long long)rc.second, format.c_str()), std::fflush(stdout);
+                const PackedWeight w = random_weight(*fmt, rc.first, rc.second, params, seed++);
+                stored[rc] = double(w.stored_bytes());
+                templ[rc] = cuda::upload(w);
+            }
+    }
+    uint64_t seed = 1000;
+    auto make = [&](std::pair<int64_t, int64_t> rc) {
+        GpuWeightPtr w = st.dense ? cuda::random_bf16(rc.first, rc.second, 1.0f / std::sqrt(float(rc.second)), seed++)
+                                  : cuda::clone(*templ[rc]);
+        st.bytes += cuda::device_bytes(*w);
+        st.stored_bytes += st.dense ? double(rc.first * rc.second * 2) : stored[rc];
+        return w;
+    };
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+        Layer L;
+        L.q = make(shapes[0]), L.k = make(shapes[1]), L.v = make(shapes[2]), L.o = make(shapes[3]);
+        L.gate = make(shapes[4]), L.up = make(shapes[5]), L.down = make(shapes[6]);
+        st.layers.push_back(std::move(L));
+    }
+    st.head = cuda::random_bf16(c.vocab, H, 1.0f / std::sqrt(float(H)), 7);
+    st.bytes += cuda::device_bytes(*st.head);
+    st.stored_bytes += double(c.vocab * H * 2);
+    return st;
+}
+
+// One decode step for B tokens: every layer's linears, then the head. `cublas`: dense weights through cuBLAS.
+void forward(const Stack& st, Buffers& b, int B, bool cublas, cudaStream_t s) {
+    for (const Layer& L : st.layers) {
+        const cuda::GpuWeight* qkv[3] = {L.q.get(), L.k.get(), L.v.get()};
+        float* qkv_y[3] = {b.q, b.k, b.v};
+        const cuda::GpuWeight* gu[2] = {L.gate.get(), L.up.get()};
+        float* gu_y[2] = {b.g, b.u};
+        if (!st.dense) {
+            cuda::prepare_act(*b.act, b.h, nullptr, b.H, B, st.group, s, true);
+            cuda::gemv_multi(qkv, qkv_y, 3, b.act.get(), b.h, B, s);
+            cuda::prepare_act(*b.act, b.q, nullptr, b.Q, B, st.group, s, true);
+            cuda::gemv(*L.o, b.act.get(), b.q, B, b.o, s);
+            cuda::prepare_act(*b.act, b.o, nullptr, b.H, B, st.group, s, true);
+            cuda::gemv_multi(gu, gu_y, 2, b.act.get(), b.o, B, s);
+            cuda::prepare_act(*b.act, b.g, b.u, b.I, B, st.group, s, true);  // silu(gate)·up fused into the prep
+            cuda::gemv(*L.down, b.act.get(), b.g, B, b.h, s);
+        } else if (!cublas) {
+            cuda::gemv_multi(qkv, qkv_y, 3, nullptr, b.h, B, s);
+            cuda::gemv(*L.o, nullptr, b.q, B, b.o, s);
+            cuda::gemv_multi(gu, gu_y, 2, nullptr, b.o, B, s);
+            cuda::silu_mul(b.g, b.u, b.a, b.I * B, s);
+            cuda::gemv(*L.down, nullptr, b.a, B, b.h, s);
+        } else {
+            cuda::gemv_cublas_bf16(*L.q, b.h, b.xb, B, b.q, s);
+            cuda::gemv_cublas_bf16(*L.k, b.h, b.xb, B, b.k, s);
+            cuda::gemv_cublas_bf16(*L.v, b.h, b.xb, B, b.v, s);
+            cuda::gemv_cublas_bf16(*L.o, b.q, b.xb, B, b.o, s);
+            cuda::gemv_cublas_bf16(*L.gate, b.o, b.xb, B, b.g, s);
+            cuda::gemv_cublas_bf16(*L.up, b.o, b.xb, B, b.u, s);
+            cuda::silu_mul(b.g, b.u, b.a, b.I * B, s);
+            cuda::gemv_cublas_bf16(*L.down, b.a, b.xb, B, b.h, s);
+        }
+    }
+    if (cublas) cuda::gemv_cublas_bf16(*st.head, b.h, b.xb, B, b.logits, s);
+    else cuda::gemv(*st.head, nullptr, b.h, B, b.logits, s);
+}
+
+// Tokens/s of the stack: one token's forward captured as a graph, replayed `n` times per repetition.
+nlohmann::json time_stack(const Stack& st, Buffers& b, int B, bool cublas, int64_t n, int reps, double copy_gbs, cudaStream_t s) {
+    // A nonzero, deterministic start state.
+    std::vector<float> h0(size_t(b.H * B));
+    for (size_t i = 0; i < h0.size(); ++i) h0[i] = float(std::sin(0.37 * double(i) + 0.1));
+    CK(cudaMemcpy(b.h, h0.data(), h0.size() * 4, cudaMemcpyHostToDevice));
+    forward(st, b, B, cublas, s);  // eager warm-up (module load, cuBLAS handle)
+    CK(cudaStreamSynchronize(s));
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    forward(st, b, B, cublas, s);
+    CK(cudaStreamEndCapture(s, &graph));
+    CK(cudaGraphInstantiate(&exec, graph, 0));
+    size_t nodes = 0;
+    CK(cudaGraphGetNodes(graph, nullptr, &nodes));
+    Events ev;
+    std::vector<double> tps;
+    for (int r = 0; r <= reps; ++r) {
+        CK(cudaEventRecord(ev.a, s));
+        for (int64_t i = 0; i < n; ++i) CK(cudaGraphLaunch(exec, s));
+        CK(cudaEventRecord(ev.b, s));
+        const double sec = ev.seconds();
+        if (r > 0) tps.push_back(double(n * B) / sec);  // repetition 0 warms up
+    }
+    std::vector<float> logits(16);
+    CK(cudaMemcpy(logits.data(), b.logits, logits.size() * 4, cudaMemcpyDeviceToHost));
+    for (float x : logits)
+        if (!std::isfinite(x)) fail("bench: non-finite logits (the stack's activations overflowed)");
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    const double t = median(tps);
+    const double gbs = t / B * double(st.bytes) / 1e9;
+    return {{"tokens_per_s", t}, {"min", *std::min_element(tps.begin(), tps.end())}, {"max", *std::max_element(tps.begin(), tps.end())},
+            {"bytes_per_step", st.bytes}, {"weight_gbs", gbs}, {"fraction_of_copy_bandwidth", gbs / copy_gbs},
+            {"graph_nodes", nodes}, {"kernel", cublas ? "cublas" : "planeq"}};
+}
+
+// One GEMV shape alone: launches over enough copies of the weight that the L2 (60 MB) cannot serve them.
+nlohmann::json time_shape(const GpuWeightPtr& w0, const Stack& st, Buffers& b, int B, bool cublas, double copy_gbs, cudaStream_t s) {
+    const size_t bytes = cuda::device_bytes(*w0);
+    const int copies = int(std::clamp<size_t>((size_t(1) << 30) / bytes, 2, 64));
+    std::vector<GpuWeightPtr> ws;
+    for (int i = 0; i < copies; ++i) ws.push_back(cuda::clone(*w0));
+    const int64_t C = cuda::cols(*w0);
+    std::vector<float> x(size_t(C * B));  // nonzero inputs: zeros can run faster than real data
+    for (size_t i = 0; i < x.size(); ++i) x[i] = float(std::cos(0.71 * double(i)));
+    CK(cudaMemcpy(b.a, x.data(), x.size() * 4, cudaMemcpyHostToDevice));
+    if (!st.dense) cuda::prepare_act(*b.act, b.a, nullptr, C, B, st.group, s);
+    auto launch = [&] {
+        for (auto& w : ws) {
+            if (cublas) cuda::gemv_cublas_bf16(*w, b.a, b.xb, B, b.g, s);
+            else cuda::gemv(*w, b.act.get(), b.a, B, b.g, s);
+        }
+    };
+    launch();
+    CK(cudaStreamSynchronize(s));
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    launch();
+    CK(cudaStreamEndCapture(s, &graph));
+    CK(cudaGraphInstantiate(&exec, graph, 0));
+    Events ev;
+    std::vector<double> t;
+    for (int r = 0; r < 6; ++r) {
+        CK(cudaEventRecord(ev.a, s));
+        CK(cudaGraphLaunch(exec, s));
+        CK(cudaEventRecord(ev.b, s));
+        const double sec = ev.seconds();
+        if (r > 0) t.push_back(sec / copies);
+    }
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    const double us = median(t) * 1e6, gbs = double(bytes) / (us * 1e-6) / 1e9;
+    return {{"rows", cuda::rows(*w0)}, {"cols", C}, {"bytes", bytes}, {"us", us}, {"gbs", gbs}, {"fraction_of_copy_bandwidth", gbs / copy_gbs},
+            {"kernel", cublas ? "cublas" : "planeq"}};
+}
+
+void print_stack(const char* label, const nlohmann::json& j) {
+    std::printf("%-28s %9.1f tokens/s (min %.1f, max %.1f), %.3f GB/step, %7.1f GB/s = %5.1f%% of D2D copy, %zu graph nodes\n", label,
+                j["tokens_per_s"].get<double>(), j["min"].get<double>(), j["max"].get<double>(), j["bytes_per_step"].get<double>() / 1e9,
+                j["weight_gbs"].get<double>(), 100 * j["fraction_of_copy_bandwidth"].get<double>(), j["graph_nodes"].get<size_t>());
+}
+
+void print_shape(const char* label, const nlohmann::json& j) {
+    std::printf("  %-10s %6lldx%-6lld %9.2f MB %8.2f us %7.1f GB/s = %5.1f%% of D2D copy\n", label, j["rows"].get<long long>(),
+                j["cols"].get<long long>(), j["bytes"].get<double>() / 1e6, j["us"].get<double>(), j["gbs"].get<double>(),
+                100 * j["fraction_of_copy_bandwidth"].get<double>());
+}
+
+nlohmann::json bench_stack(const ModelConfig& c, const std::string& format, const FormatParams& p, const CudaBenchOptions& o,
+                           double copy_gbs, cudaStream_t s, bool cublas_too) {
+    Stack st = build_stack(c, format, p, o.text);
+    Buffers b(c.hidden, c.q_dim(), c.kv_dim(), c.intermediate, c.vocab, o.batch);
+    nlohmann::json j{{"format", format}, {"weights", cuda::describe(*st.layers[0].q)}, {"stored_bytes_per_step", st.stored_bytes}};
+    if (!st.dense) j["params"] = p.to_json();
+    j["decode"] = time_stack(st, b, o.batch, false, o.generate, o.reps, copy_gbs, s);
+    if (o.text) print_stack(("planeq " + format).c_str(), j["decode"]);
+    if (cublas_too) {
+        j["decode_cublas"] = time_stack(st, b, o.batch, true, o.generate, o.reps, copy_gbs, s);
+        if (o.text) print_stack("cuBLAS bf16", j["decode_cublas"]);
+    }
+    // Single-GEMV timings at each distinct shape.
+    const Layer& L = st.layers[0];
+    std::vector<std::pair<const char*, const GpuWeightPtr*>> shapes = {{"q/o", &L.q}, {"k/v", &L.k}, {"gate/up", &L.gate}, {"down", &L.down}};
+    for (bool cub : {false, true}) {
+        if (cub && !cublas_too) break;
+        if (o.text) std::printf("single GEMV, batch %d (%s):\n", o.batch, cub ? "cuBLAS" : "planeq");
+        for (auto [name, w] : shapes) {
+            nlohmann::json r = time_shape(*w, st, b, o.batch, cub, copy_gbs, s);
+            if (o.text) print_shape(name, r);
+            j[cub ? "shapes_cublas" : "shapes"].push_back(r);
+        }
+    }
+    return j;
+}
+
+}  // namespace
+
+nlohmann::json run_bench_cuda(const CudaBenchOptions& o) {
+    std::string why;
+    if (!cuda::device_available(&why)) fail("--device cuda: " + why);
+    if (o.batch < 1 || o.batch > 16) fail("--batch must be 1 … 16 on the GPU");
+    cudaDeviceProp prop{};
+    CK(cudaGetDeviceProperties(&prop, 0));
+    cudaStream_t s;
+    CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    const double copy_gbs = d2d_copy_gbs(s);
+    const ModelConfig c = shape_config(o.shape);
+    if (o.text)
+        std::printf("%s, %d SMs, %.0f MB L2; cudaMemcpy D2D copy: %.1f GB/s (read + write)\n%s shape, batch %d, %d layers + bf16 lm_head\n",
+                    prop.name, prop.multiProcessorCount, prop.l2CacheSize / 1e6, copy_gbs, o.shape.c_str(), o.batch, int(c.n_layers));
+    nlohmann::json j{{"device", prop.name}, {"copy_gbs", copy_gbs}, {"shape", o.shape}, {"batch", o.batch}};
+    const bool dense = o.format == "bf16";
+    FormatParams p = o.params;
+    if (o.format == "tritplane") p.bits = 2;
+    j["result"] = bench_stack(c, o.format, p, o, copy_gbs, s, dense && o.baseline);
+    if (!dense && o.baseline) {
+        if (o.text) std::printf("baseline: the same stack in bf16\n");
+        j["baseline"] = bench_stack(c, "bf16", FormatParams{16, 0, false, false}, o, copy_gbs, s, true);
+        const double ours = j["result"]["decode"]["tokens_per_s"], theirs = j["baseline"]["decode_cublas"]["tokens_per_s"];
+        j["speedup_vs_cublas_bf16"] = ours / theirs;
+        if (o.text) std::printf("%s decode vs cuBLAS bf16: %.2fx tokens/s\n", o.format.c_str(), ours / theirs);
+    }
+    cudaStreamDestroy(s);
+    return j;
+}
+
+}  // namespace planeq::cli
+
+#endif  // PLANEQ_HAVE_CUDA
