@@ -20,6 +20,7 @@
 #include "core/half.hpp"
 #include "formats/bitplane.hpp"
 #include "formats/int_group.hpp"
+#include "formats/tritplane.hpp"
 
 namespace {
 
@@ -71,14 +72,17 @@ double secs(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Args: rows, cols, k (bits), variant (BitplaneGemvVariant; 99 = the int-group format, default variant), g.
+// Args: rows, cols, k (bits), variant (BitplaneGemvVariant; 99 = the int-group format, default variant;
+// 98 = the tritplane format, k ignored), g.
 void BM_BitplaneGemv(benchmark::State& state) {
     const int64_t rows = state.range(0), cols = state.range(1);
     const int k = int(state.range(2)), variant = int(state.range(3)), g = int(state.range(4));
-    const bool is_int = variant == 99;
+    const bool is_int = variant == 99, is_trit = variant == 98;
     const BitplaneGemvVariant saved = bitplane_gemv_variant();
-    if (!is_int) set_bitplane_gemv_variant(BitplaneGemvVariant(variant));
-    const PackedWeight one = is_int ? random_int(rows, cols, k, g, 1) : random_bitplane(rows, cols, k, g, 1);
+    if (!is_int && !is_trit) set_bitplane_gemv_variant(BitplaneGemvVariant(variant));
+    const PackedWeight one = is_int    ? random_int(rows, cols, k, g, 1)
+                             : is_trit ? random_tritplane(rows, cols, g, 0.02f, 1)
+                                       : random_bitplane(rows, cols, k, g, 1);
     std::vector<PackedWeight> ws;
     const size_t n = std::max<size_t>(2, (kWorkingSet + one.stored_bytes() - 1) / one.stored_bytes());
     for (size_t i = 0; i < n; ++i) ws.push_back(clone(one));
@@ -106,8 +110,10 @@ void BM_BitplaneGemv(benchmark::State& state) {
     state.counters["GB/s"] = benchmark::Counter(double(one.stored_bytes()), benchmark::Counter::kIsIterationInvariantRate,
                                                 benchmark::Counter::kIs1000);
     state.counters["weights/ns"] = benchmark::Counter(double(rows * cols) / 1e9, benchmark::Counter::kIsIterationInvariantRate);
-    state.SetLabel(std::string(is_int ? "int" + std::to_string(k) : std::string("bitplane k") + std::to_string(k) + " " +
-                                                                        bitplane_gemv_variant_name(BitplaneGemvVariant(variant))) +
+    state.SetLabel(std::string(is_int    ? "int" + std::to_string(k)
+                               : is_trit ? std::string("tritplane")
+                                         : std::string("bitplane k") + std::to_string(k) + " " +
+                                               bitplane_gemv_variant_name(BitplaneGemvVariant(variant))) +
                    " g" + std::to_string(g) + " " + simd_level_name(simd_level()));
     set_bitplane_gemv_variant(saved);
 }
@@ -140,6 +146,8 @@ void gemv_args(benchmark::internal::Benchmark* b) {
     for (auto [r, c] : std::vector<std::pair<int, int>>{{4096, 4096}, {14336, 4096}, {4096, 14336}}) {
         for (int v : {0, 1, 2}) b->Args({r, c, 2, v, 128});
         b->Args({r, c, 2, 99, 128});
+        b->Args({r, c, 3, 99, 128});
+        b->Args({r, c, 2, 98, 128});
     }
     for (int k : {3, 4}) b->Args({4096, 4096, k, 0, 128});
     b->Args({4096, 4096, 2, 0, 256});

@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -233,6 +234,7 @@ def render():
     recs = load_records()
     docs = ROOT / "docs"
     partial = sorted({r.get("max_windows", 0) for r in recs.values()} - {0})
+    kld_windows = sorted({r["kld_windows"] for r in recs.values() if "kld_windows" in r}) or [128]
     lines = ["# Measured results",
              "",
              "Produced by `scripts/results.py` (rerunnable; every record in `results/<model>/<run>.json` holds the",
@@ -241,13 +243,15 @@ def render():
              "Protocols (EVAL.md): perplexity P1 full-window, ctx 512, every window of the whole file (held-out =",
              "`corpus/valid-00.txt`, 10 Gutenberg books not in training; WikiText-2 = `wiki.test.raw`), BOS at every window",
              "start for tiny-llama. KLD: exact fp64 over the vocabulary against the bf16 model, llama.cpp's second-half",
-             "positions, first 128 windows of the held-out text. Calibration (GPTQ): 128 random 512-token segments of",
+             f"positions, first {'/'.join(map(str, kld_windows))} windows of the held-out text. Calibration (GPTQ, BPDQ, PTQTP-H): 128 random 512-token segments of",
              "`corpus/calib-00.txt` (a slice of the models' training text), seed 0 — calibration and evaluation text never",
              "overlap. Bits per weight include every scale, zero point and g_idx; `bpw model` adds the bf16 embeddings, head",
              "and norms (embeddings are half of tiny-llama's parameters).",
              ""]
     if partial:
-        lines += [f"**Partial pass**: some records used only the first {partial} windows per text (field `max_windows`).", ""]
+        lines += [f"**Partial pass**: records with `max_windows` set used only the first {'/'.join(map(str, partial))} windows of 512",
+                  "tokens per text (not the whole file); ± is the standard error over those windows. Quantization seconds are",
+                  "wall time on the 2-core machine (other work may have shared it).", ""]
     lines += ["## RTN and GPTQ baselines (issue 3)", "",
               "`gptq-…-none` is GPTQ in natural column order (act-order off); `-dynamic` is act-order with a stored g_idx",
               "(GPTQModel `desc_act`); `-gar` is group-aware reordering (act-order benefit, no g_idx; planeq's default).", ""]
@@ -284,6 +288,7 @@ def main():
     ap.add_argument("--model", action="append", choices=list(MODELS), help="run only these models")
     ap.add_argument("--max-windows", type=int, default=0, help="perplexity windows per text (0 = whole file)")
     ap.add_argument("--kld-windows", type=int, default=128)
+    ap.add_argument("--only", help="run only runs whose name matches this regular expression")
     ap.add_argument("--force", action="store_true", help="rerun cached runs")
     ap.add_argument("--render", action="store_true", help="only render docs/results.md")
     args = ap.parse_args()
@@ -293,6 +298,8 @@ def main():
             runner.baseline(model)
             for section in args.section or list(SECTIONS):
                 for name, qargs in SECTIONS[section]:
+                    if args.only and not re.search(args.only, name):
+                        continue
                     print(f"[{model}] {name}", flush=True)
                     runner.quantized(model, name, qargs)
     render()
