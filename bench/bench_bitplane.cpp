@@ -16,6 +16,7 @@
 #include <random>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "core/cpu_features.hpp"
 #include "core/half.hpp"
 #include "formats/bitplane.hpp"
@@ -25,6 +26,8 @@
 namespace {
 
 using namespace planeq;
+using planeq::bench::clone;
+using planeq::bench::since;
 
 constexpr size_t kWorkingSet = size_t(512) << 20;
 
@@ -49,16 +52,6 @@ PackedWeight random_int(int64_t rows, int64_t cols, int bits, int g, uint32_t se
     return pack_int_group(rows, cols, FormatParams{bits, g, false, false}, codes, scales, zeros, {});
 }
 
-PackedWeight clone(const PackedWeight& w) {
-    PackedWeight c;
-    c.format = w.format;
-    c.rows = w.rows;
-    c.cols = w.cols;
-    c.params = w.params;
-    for (const WeightPart& p : w.parts) c.add_part(p.spec, {p.data, p.spec.nbytes()});
-    if (c.format->prepare) c.format->prepare(c);
-    return c;
-}
 
 uint64_t read_bytes(const uint8_t* p, size_t n) {
     uint64_t total = 0;
@@ -68,9 +61,6 @@ uint64_t read_bytes(const uint8_t* p, size_t n) {
     return total;
 }
 
-double secs(std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // Args: rows, cols, k (bits), variant (BitplaneGemvVariant; 99 = the int-group format, default variant;
 // 98 = the tritplane format, k ignored), g.
@@ -97,13 +87,13 @@ void BM_BitplaneGemv(benchmark::State& state) {
         const PackedWeight& other = ws[(i + n / 2) % n];
         auto t0 = std::chrono::steady_clock::now();
         for (const WeightPart& p : other.parts) benchmark::DoNotOptimize(read_bytes(p.data, p.spec.nbytes()));
-        const double tr = secs(t0);
+        const double tr = since(t0);
         state.ResumeTiming();
         const PackedWeight& w = ws[i++ % n];
         t0 = std::chrono::steady_clock::now();
         w.format->gemv(w, x.data(), y.data());
         benchmark::DoNotOptimize(y.data());
-        frac.push_back(tr / secs(t0));
+        frac.push_back(tr / since(t0));
     }
     std::sort(frac.begin(), frac.end());
     state.counters["read_frac"] = frac.empty() ? 0.0 : frac[frac.size() / 2];

@@ -19,6 +19,7 @@
 #include <random>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "core/cpu_features.hpp"
 #include "core/half.hpp"
 #include "formats/dense.hpp"
@@ -28,6 +29,8 @@
 namespace {
 
 using namespace planeq;
+using planeq::bench::clone;
+using planeq::bench::since;
 
 constexpr size_t kStreamBytes = size_t(1) << 30;     // 1 GiB per array
 constexpr size_t kWorkingSet = size_t(512) << 20;    // GEMV weights cycled per benchmark
@@ -98,9 +101,6 @@ void copy_all(uint8_t* dst, const uint8_t* src, size_t n) {
     for (int64_t i = 0; i < int64_t(n / 4096); ++i) std::memcpy(dst + i * 4096, src + i * 4096, 4096);
 }
 
-double since(std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // The q-quantile of per-iteration times (q = 0.1: the 10% fastest iterations, the machine at its least
 // disturbed: this box is shared, and one descheduled thread stalls a whole parallel call).
@@ -262,17 +262,6 @@ PackedWeight random_bf16(int64_t rows, int64_t cols, uint32_t seed) {
     return pw;
 }
 
-// An independent copy (its own bytes), so cycling through copies streams from DRAM.
-PackedWeight clone(const PackedWeight& w) {
-    PackedWeight c;
-    c.format = w.format;
-    c.rows = w.rows;
-    c.cols = w.cols;
-    c.params = w.params;
-    for (const WeightPart& p : w.parts) c.add_part(p.spec, {p.data, p.spec.nbytes()});
-    if (c.format->prepare) c.format->prepare(c);
-    return c;
-}
 
 // Reads every stored byte of w (the bandwidth-bound floor of a GEMV over it).
 void read_weight(const PackedWeight& w) {
