@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 #include "core/scratch.hpp"
 #include "kernels/cpu/gemm_f32.hpp"
 #include "kernels/cpu/vec_math.hpp"
@@ -22,32 +23,35 @@ ForwardBuffers::ForwardBuffers(const ModelConfig& c, int64_t n) : max_tokens(n) 
     up.resize(size_t(n * c.intermediate));
 }
 
+namespace {
+
+// One row of RMSNorm (also used per head, inside parallel loops: see core/parallel.hpp for why it must
+// not open an OpenMP region itself).
+inline void rmsnorm_row(const float* xt, const float* weight, int64_t dim, double eps, float* ot) {
+    double ss = 0;
+    for (int64_t i = 0; i < dim; ++i) ss += double(xt[i]) * xt[i];
+    const float inv = 1.0f / std::sqrt(float(ss / double(dim)) + float(eps));
+    for (int64_t i = 0; i < dim; ++i) ot[i] = weight[i] * (xt[i] * inv);
+}
+
+}  // namespace
+
 void rmsnorm(const float* x, const float* weight, int64_t n, int64_t dim, double eps, float* out) {
-#pragma omp parallel for schedule(static) if (n * dim > 32768)
-    for (int64_t t = 0; t < n; ++t) {
-        const float* xt = x + t * dim;
-        float* ot = out + t * dim;
-        double ss = 0;
-        for (int64_t i = 0; i < dim; ++i) ss += double(xt[i]) * xt[i];
-        const float inv = 1.0f / std::sqrt(float(ss / double(dim)) + float(eps));
-        for (int64_t i = 0; i < dim; ++i) ot[i] = weight[i] * (xt[i] * inv);
-    }
+    parallel_for(n, n * dim > 32768, [&](int64_t t) { rmsnorm_row(x + t * dim, weight, dim, eps, out + t * dim); });
 }
 
 // Per-head RMSNorm (Qwen3 q_norm / k_norm) then RoPE, for n tokens of `heads` heads each.
 void norm_and_rotate(const Model& m, const std::vector<float>& norm, float* qk, int64_t n, int64_t heads, int64_t pos0) {
     const int64_t hd = m.config.head_dim;
-#pragma omp parallel for schedule(static) if (n * heads > 64)
-    for (int64_t i = 0; i < n * heads; ++i) {
+    parallel_for(n * heads, n * heads > 64, [&](int64_t i) {
         float* v = qk + i * hd;
-        if (!norm.empty()) rmsnorm(v, norm.data(), 1, hd, m.config.rms_eps, v);
+        if (!norm.empty()) rmsnorm_row(v, norm.data(), hd, m.config.rms_eps, v);
         m.rope.apply(v, pos0 + i / heads);
-    }
+    });
 }
 
 void swiglu(float* gate, const float* up, int64_t n) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+    parallel_for(n, n > 65536, [&](int64_t i) { gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i]; });
 }
 
 void attention(const ModelConfig& c, const KVCache& cache, int64_t layer, const float* q, int64_t n, int64_t pos0, float* out) {

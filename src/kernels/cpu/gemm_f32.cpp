@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/cpu_features.hpp"
+#include "core/parallel.hpp"
 #include "core/scratch.hpp"
 #include "formats/dense.hpp"
 
@@ -26,8 +27,10 @@ void gemm_f32_openblas(int64_t M, int64_t N, int64_t K, const float* A, int64_t 
     if (B.block) {  // materialize op(B) as [N × K] f32
         float* wf = scratch_floats(size_t(N * K), 4);
         const int64_t step = 32;
-#pragma omp parallel for schedule(static) if (threads != 1)
-        for (int64_t n0 = 0; n0 < N; n0 += step) B.block(B.ctx, n0, std::min(step, N - n0), 0, K, wf + n0 * K);
+        parallel_for((N + step - 1) / step, threads != 1, [&](int64_t i) {
+            const int64_t n0 = i * step;
+            B.block(B.ctx, n0, std::min(step, N - n0), 0, K, wf + n0 * K);
+        });
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(N), int(K), 1.0f, A, int(lda), wf, int(K),
                     accumulate ? 1.0f : 0.0f, C, int(ldc));
         return;
@@ -37,8 +40,8 @@ void gemm_f32_openblas(int64_t M, int64_t N, int64_t K, const float* A, int64_t 
         float* wf = scratch_floats(size_t(rows * cols), 4);
         const auto* src = static_cast<const uint8_t*>(B.data);
         const size_t esz = dtype_size(B.dtype);
-#pragma omp parallel for schedule(static) if (threads != 1)
-        for (int64_t r = 0; r < rows; ++r) dense_to_f32(B.dtype, src + size_t(r * B.ld) * esz, 0, size_t(cols), wf + r * cols);
+        parallel_for(rows, threads != 1,
+                     [&](int64_t r) { dense_to_f32(B.dtype, src + size_t(r * B.ld) * esz, 0, size_t(cols), wf + r * cols); });
         b = wf;
         ldb = cols;
     }
