@@ -17,6 +17,8 @@ import json
 import os
 import re
 import shlex
+import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -52,6 +54,34 @@ SECTIONS = {
     "ptqtp": [(f"{m}-g{g}", f"--method {m} --group {g}") for m in ("ptqtp", "ptqtp-h") for g in (64, 128)],
 }
 DATA_FREE = {"rtn", "ptqtp"}
+
+# Layer-wise bit allocation (issue 6): backends with their group size (BPDQ at g256, so that a 4-plane block
+# fits under a 2.5 budget: at g128 two planes alone cost 2.375), scorers, budgets, random plans per budget.
+ALLOC_BACKENDS = {"gptq": "--method gptq --group 128", "bpdq": "--method bpdq --group 256"}
+ALLOC_SCORERS = ["nsds", "lieq", "measured"]
+ALLOC_BUDGETS = [2.5, 3.0, 2.25]
+ALLOC_RANDOM = 5
+# Calibration segments (× 512 tokens) for every quantization in the allocation comparison, uniform runs
+# included: 32 rather than 128 keeps the grid within a 2-core machine's time (GPTQ's cost is mostly the
+# calibration forward and Hessians); all rows of one table share it, so the comparison stays fair.
+ALLOC_CALIB_SAMPLES = 32
+UNIFORM_ARGS = {n: a for sec in SECTIONS.values() for n, a in sec}
+UNIFORM_CANDIDATES = {"gptq": ["gptq-w2g128-gar", "gptq-w2g64-gar", "gptq-w2g32-gar", "gptq-w3g128-gar", "gptq-w3g64-gar"],
+                      "bpdq": ["bpdq-k2g256", "bpdq-k2g128", "bpdq-k2g64", "bpdq-k3g256", "bpdq-k3g128"]}
+
+
+def uniform_bpw(name):
+    """Stored bits per weight of a uniform run, from its name (GPTQ.md §2, BPDQ.md)."""
+    m = re.match(r"(gptq|bpdq)-[wk](\d)g(\d+)", name)
+    b, g = int(m.group(2)), int(m.group(3))
+    return b + (16 + b) / g if m.group(1) == "gptq" else b + 16 * (b + 1) / g
+
+
+def nearest_uniform(backend, budget):
+    """The uniform runs nearest in bpw to the budget (both when two are equally near)."""
+    d = {n: abs(uniform_bpw(n) - budget) for n in UNIFORM_CANDIDATES[backend]}
+    best = min(d.values())
+    return [n for n in UNIFORM_CANDIDATES[backend] if d[n] <= best + 1e-9]
 
 
 def method_of(args):
@@ -136,6 +166,93 @@ class Runner:
         record["kld_stderr"] = k["kld"]["stderr"]
         record["same_top"] = k["same_top"]["value"]
         record["kld_windows"] = kld_windows
+        save(out, record)
+
+
+    # ---- layer-wise bit allocation (issue 6) ----
+    def allocation(self, model, backend, budgets):
+        """Scores once per (model, backend) — measured, NSDS, LieQ side by side — then for every budget the
+        plans of each scorer and of 5 random scorers, quantized with the backend and evaluated; plus the
+        uniform run nearest in bpw. Plans with identical bits share one quantization."""
+        model_dir = self.path(MODELS[model])
+        work = self.work / model / "alloc" / backend
+        work.mkdir(parents=True, exist_ok=True)
+        bargs = ALLOC_BACKENDS[backend].split()
+        calib = ["--calib", self.path(CALIB)]
+        scores = work / "scores.json"
+        srec_path = ROOT / "results" / model / f"alloc-{backend}-scores.json"
+        if not scores.exists() or not srec_path.exists() or self.args.force:
+            t0 = time.time()
+            j = run_json([self.planeq, "allocate", model_dir, "--scorer", "measured", "--compare", "nsds,lieq", "--budget", "2.5",
+                          *bargs, *calib, "-o", str(scores), "--json", "-q"], self.log)
+            save(srec_path, {"model": model, "run": f"alloc-{backend}-scores", "method": "alloc-scores", "backend": backend,
+                             "args": ALLOC_BACKENDS[backend], "units": j["units"], "spearman_vs_measured": j["spearman_vs"],
+                             "seconds": time.time() - t0, "threads": os.cpu_count(),
+                             "command": f"planeq allocate MODEL --scorer measured --compare nsds,lieq --budget 2.5 {ALLOC_BACKENDS[backend]} "
+                                        "--calib calib-00.txt -o scores.json"})
+            svg = scores.with_suffix(".svg")
+            if svg.exists():
+                (ROOT / "docs" / f"alloc-scores-{model}-{backend}.svg").write_text(svg.read_text())
+        done = {}  # bits signature → record, to reuse quantizations of identical plans
+        for f in (ROOT / "results" / model).glob(f"alloc-{backend}-b*.json"):
+            r = json.loads(f.read_text())
+            done.setdefault(r["signature"], r)
+        for budget in budgets:
+            for scorer in ALLOC_SCORERS + [f"random{k}" for k in range(ALLOC_RANDOM)]:
+                name = f"alloc-{backend}-b{budget}-{scorer}"
+                out = ROOT / "results" / model / f"{name}.json"
+                if out.exists() and not self.args.force:
+                    continue
+                plan = work / f"plan-b{budget}-{scorer}.json"
+                sargs = ["--scorer", "random", "--seed", scorer[6:]] if scorer.startswith("random") else ["--scorer", scorer]
+                print(f"[{model}] {name}", flush=True)
+                j = run_json([self.planeq, "allocate", model_dir, *sargs, "--budget", str(budget), *bargs, "--scores-from", str(scores),
+                              "-o", str(plan), "--json", "-q", "--no-plot"], self.log)
+                bits = [u["bits"] for u in j["units"]]
+                sig = ",".join(map(str, bits))
+                record = {"model": model, "run": name, "method": "alloc", "backend": backend, "budget": budget, "scorer": scorer,
+                          "achieved_bpw": j["achieved_bpw"], "nominal_bits": j["nominal_bits"], "unit_bits": bits, "signature": sig,
+                          "max_windows": self.args.max_windows,
+                          "command": f"planeq allocate MODEL {' '.join(sargs)} --budget {budget} {ALLOC_BACKENDS[backend]} "
+                                     f"--scores-from scores.json -o plan.json; planeq quantize MODEL -o OUT --plan plan.json "
+                                     f"--calib calib-00.txt --calib-samples {ALLOC_CALIB_SAMPLES} --calib-len 512 --seed 0"}
+                if sig in done:
+                    prev = done[sig]
+                    for k in ("bpw_linear", "bpw_model", "quant_seconds", "ppl_valid", "ppl_valid_stderr", "ppl_valid_windows", "ppl_wiki",
+                              "ppl_wiki_stderr", "ppl_wiki_windows"):
+                        record[k] = prev[k]
+                    record["same_plan_as"] = prev["run"]
+                else:
+                    qdir = work / f"q-b{budget}-{scorer}"
+                    rep = run_json([self.planeq, "quantize", model_dir, "-o", str(qdir), "--force", "-q", "--json", "--plan", str(plan),
+                                    *bargs[:2], *calib, "--calib-samples", str(ALLOC_CALIB_SAMPLES), "--calib-len", "512", "--seed", "0"],
+                                   self.log)
+                    record.update(bpw_linear=rep["bpw_linear"], bpw_model=rep["bpw_model"], quant_seconds=rep["seconds"])
+                    self.eval_model(str(qdir), record)
+                    shutil.rmtree(qdir, ignore_errors=True)
+                    done[sig] = record
+                save(out, record)
+            for name in nearest_uniform(backend, budget):
+                self.alloc_uniform(model, backend, name)
+
+    def alloc_uniform(self, model, backend, name):
+        """A uniform run of the allocation tables: same calibration as the plans (ALLOC_CALIB_SAMPLES)."""
+        run = f"alloc-{backend}-uniform-{name}"
+        out = ROOT / "results" / model / f"{run}.json"
+        if out.exists() and not self.args.force:
+            return
+        print(f"[{model}] {run}", flush=True)
+        qargs = UNIFORM_ARGS[name]
+        qdir = self.work / model / "alloc" / backend / f"q-{name}"
+        rep = run_json([self.planeq, "quantize", self.path(MODELS[model]), "-o", str(qdir), "--force", "-q", "--json", *qargs.split(),
+                        "--calib", self.path(CALIB), "--calib-samples", str(ALLOC_CALIB_SAMPLES), "--calib-len", "512", "--seed", "0"], self.log)
+        record = {"model": model, "run": run, "method": "alloc-uniform", "backend": backend, "uniform": name, "args": qargs,
+                  "bpw_linear": rep["bpw_linear"], "bpw_model": rep["bpw_model"], "quant_seconds": rep["seconds"],
+                  "max_windows": self.args.max_windows,
+                  "command": f"planeq quantize MODEL -o OUT {qargs} --calib calib-00.txt --calib-samples {ALLOC_CALIB_SAMPLES} "
+                             "--calib-len 512 --seed 0"}
+        self.eval_model(str(qdir), record)
+        shutil.rmtree(qdir, ignore_errors=True)
         save(out, record)
 
 
@@ -230,6 +347,88 @@ def svg_plot(recs, model, text, series, path):
     return True
 
 
+def alloc_lines(recs, docs):
+    """docs/results.md section of the allocation runs (issue 6)."""
+    if not any(r["method"] == "alloc" for r in recs.values()):
+        return []
+    lines = ["## Layer-wise bit allocation: NSDS, LieQ, measured (issue 6)", "",
+             "`planeq allocate` chooses 2 or 4 bits per **block** (all 7 linears of a block together, NSDS.md/LIEQ.md) under a budget",
+             "in bits per weight over the decoder linears, scales included; then `planeq quantize --plan` quantizes every block at",
+             f"its width ({ALLOC_CALIB_SAMPLES} calibration segments of 512 tokens for every run of these tables, uniform ones included). Scorers: **NSDS** (data-free, weights only), **LieQ** v2 (RCdiff of the q/k/v",
+             "projections on 8 × 512 calibration tokens, trained minus 3 random inits), **measured** (the oracle: each block quantized",
+             "alone at 2 bits by the backend, 32 × 512-token calibration segments for its Hessians, mean KLD on 8 other 512-token",
+             "calibration segments), **random** (uniform random scores; mean ± sd of 5 seeds). The solver fills the budget as far as",
+             "whole blocks allow: with 12 (small-qwen3) or 6 (tiny-llama) equal blocks the achieved bpw is below the budget.",
+             "**uniform** is the single-width run nearest in bpw (its own group size). PPL: P1 ctx 512 on the first",
+             f"{'/'.join(sorted({str(r.get('max_windows')) for r in recs.values() if r['method'] == 'alloc'}))} windows of each text.", ""]
+    for model in MODELS:
+        for backend in ALLOC_BACKENDS:
+            rs = [r for (m, n), r in recs.items() if m == model and r["method"] == "alloc" and r["backend"] == backend]
+            if not rs:
+                continue
+            lines += [f"### {model}, {backend} ({ALLOC_BACKENDS[backend]})", "",
+                      "| budget | plan | bpw linear | nominal bits | 4-bit blocks | PPL held-out | PPL WikiText-2 |",
+                      "|---:|---|---:|---:|---|---:|---:|"]
+            for budget in sorted({r["budget"] for r in rs}):
+                at = {r["scorer"]: r for r in rs if r["budget"] == budget}
+                for sc in ALLOC_SCORERS:
+                    r = at.get(sc)
+                    if not r:
+                        continue
+                    four = ",".join(str(i) for i, b in enumerate(r["unit_bits"]) if b > min(r["unit_bits"])) or "none"
+                    lines.append(f"| {budget} | {sc} | {fmt(r['achieved_bpw'], 4)} | {fmt(r['nominal_bits'], 3)} | {four} | "
+                                 f"{fmt(r['ppl_valid'])} ± {fmt(r['ppl_valid_stderr'], 2)} | {fmt(r['ppl_wiki'])} ± {fmt(r['ppl_wiki_stderr'], 2)} |")
+                rnd = [r for k, r in at.items() if k.startswith("random")]
+                if rnd:
+                    mv = statistics.mean(r["ppl_valid"] for r in rnd)
+                    mw = statistics.mean(r["ppl_wiki"] for r in rnd)
+                    sv = statistics.stdev(r["ppl_valid"] for r in rnd) if len(rnd) > 1 else 0
+                    sw = statistics.stdev(r["ppl_wiki"] for r in rnd) if len(rnd) > 1 else 0
+                    four = "; ".join(",".join(str(i) for i, b in enumerate(r["unit_bits"]) if b > min(r["unit_bits"])) or "none" for r in rnd)
+                    lines.append(f"| {budget} | random (mean of {len(rnd)}) | {fmt(statistics.mean(r['achieved_bpw'] for r in rnd), 4)} | "
+                                 f"{fmt(statistics.mean(r['nominal_bits'] for r in rnd), 3)} | {four} | {fmt(mv)} ± {fmt(sv, 2)} (sd) | "
+                                 f"{fmt(mw)} ± {fmt(sw, 2)} (sd) |")
+                for name in nearest_uniform(backend, budget):
+                    u = recs.get((model, f"alloc-{backend}-uniform-{name}"))
+                    if u:
+                        lines.append(f"| {budget} | uniform {name} | {fmt(u['bpw_linear'], 4)} | {u['bpw_linear'] and int(name.split('-')[1][1])} | all | "
+                                     f"{fmt(u['ppl_valid'])} ± {fmt(u['ppl_valid_stderr'], 2)} | {fmt(u['ppl_wiki'])} ± {fmt(u['ppl_wiki_stderr'], 2)} |")
+            lines.append("")
+            # The issue's bar, checked from the records (held-out PPL, then WikiText-2).
+            for budget in sorted({r["budget"] for r in rs}):
+                at = {r["scorer"]: r for r in rs if r["budget"] == budget}
+                rnd = [r for k, r in at.items() if k.startswith("random")]
+                uni = [recs[(model, f"alloc-{backend}-uniform-{n}")] for n in nearest_uniform(backend, budget)
+                       if (model, f"alloc-{backend}-uniform-{n}") in recs]
+                if not rnd or not all(k in at for k in ("nsds", "lieq")):
+                    continue
+                parts = []
+                for text, label in (("valid", "held-out"), ("wiki", "WikiText-2")):
+                    mean_r = statistics.mean(r[f"ppl_{text}"] for r in rnd)
+                    verdict = [f"{sc} {'beats' if at[sc][f'ppl_{text}'] < mean_r else 'does not beat'} the random mean "
+                               f"({fmt(at[sc][f'ppl_{text}'])} vs {fmt(mean_r)})" for sc in ("nsds", "lieq")]
+                    best = min(("nsds", "lieq"), key=lambda k: at[k][f"ppl_{text}"])
+                    for u in uni:
+                        verdict.append(f"best ({best}) {'beats' if at[best][f'ppl_{text}'] < u[f'ppl_{text}'] else 'does not beat'} "
+                                       f"uniform {u['uniform']} at {fmt(u['bpw_linear'], 4)} bpw ({fmt(u[f'ppl_{text}'])})")
+                    parts.append(f"{label}: " + "; ".join(verdict))
+                lines += [f"Budget {budget}: " + ". ".join(parts) + ".", ""]
+            s = recs.get((model, f"alloc-{backend}-scores"))
+            if s:
+                sp = s["spearman_vs_measured"]
+                lines += [f"Spearman correlation with `measured` over the {len(s['units'])} blocks: " +
+                          ", ".join(f"{k} {v:+.3f}" if v is not None else f"{k} n/a" for k, v in sorted(sp.items())) +
+                          f" (wall time of the scoring run, all three scorers, on the shared 2-core machine: {s['seconds']:.0f} s).", ""]
+                lines += ["| block | " + " | ".join(["measured KLD", "NSDS", "LieQ RCdiff"]) + " |", "|---:|---:|---:|---:|"]
+                for i, u in enumerate(s["units"]):
+                    lines.append(f"| {i} | {u['measured']:.4f} | {u['nsds']:.4f} | {u['lieq']:.4f} |")
+                lines.append("")
+                svg = docs / f"alloc-scores-{model}-{backend}.svg"
+                if svg.exists():
+                    lines += [f"![{model} {backend} allocation scores]({svg.name})", ""]
+    return lines
+
+
 def render():
     recs = load_records()
     docs = ROOT / "docs"
@@ -276,6 +475,7 @@ def render():
                       "PTQTP": lambda r: r["method"].startswith("ptqtp")}
             if svg_plot(recs, model, text, series, svg):
                 lines += [f"![{model} {text}]({svg.name})", ""]
+    lines += alloc_lines(recs, docs)
     (docs / "results.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {docs / 'results.md'} from {len(recs)} records")
 
@@ -284,7 +484,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
-    ap.add_argument("--section", action="append", choices=list(SECTIONS), help="run only these sections")
+    ap.add_argument("--section", action="append", choices=list(SECTIONS) + ["allocation"], help="run only these sections")
+    ap.add_argument("--alloc-backend", action="append", choices=list(ALLOC_BACKENDS), help="allocation: only these backends")
+    ap.add_argument("--alloc-budget", action="append", type=float, help="allocation: only these budgets")
     ap.add_argument("--model", action="append", choices=list(MODELS), help="run only these models")
     ap.add_argument("--max-windows", type=int, default=0, help="perplexity windows per text (0 = whole file)")
     ap.add_argument("--kld-windows", type=int, default=128)
@@ -296,7 +498,11 @@ def main():
         runner = Runner(args)
         for model in args.model or list(MODELS):
             runner.baseline(model)
-            for section in args.section or list(SECTIONS):
+            for section in args.section or list(SECTIONS) + ["allocation"]:
+                if section == "allocation":
+                    for backend in args.alloc_backend or list(ALLOC_BACKENDS):
+                        runner.allocation(model, backend, args.alloc_budget or ALLOC_BUDGETS)
+                    continue
                 for name, qargs in SECTIONS[section]:
                     if args.only and not re.search(args.only, name):
                         continue

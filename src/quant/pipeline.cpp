@@ -30,6 +30,7 @@ struct Quantizer {
     QuantizeReport& report;
 
     void run(Linear& lin, const std::vector<double>* H) {
+        if (!opt.only.empty() && !opt.only.count(lin.name)) return;
         const auto t0 = Clock::now();
         const LayerSetting& s = setting_for(opt, lin.name);
         const QuantMethod* method = find_method(s.method);
@@ -110,6 +111,7 @@ QuantizeReport quantize_model(Model& m, const std::vector<std::vector<int32_t>>&
     bool data = false;
     std::vector<Linear*> targets = m.linears();
     if (opt.quantize_head) targets.push_back(&m.lm_head);
+    std::erase_if(targets, [&](const Linear* l) { return !opt.only.empty() && !opt.only.count(l->name); });
     for (Linear* l : targets) {
         const LayerSetting& s = setting_for(opt, l->name);
         const QuantMethod* method = find_method(s.method);
@@ -126,7 +128,18 @@ QuantizeReport quantize_model(Model& m, const std::vector<std::vector<int32_t>>&
     report.calib_segments = data ? int64_t(segments.size()) : 0;
     report.calib_len = data && !segments.empty() ? int64_t(segments.front().size()) : 0;
     Quantizer q{m, opt, report};
-    const int64_t nblocks = c.n_layers;
+    int64_t nblocks = c.n_layers;
+    // With a layer subset, blocks after the last one holding a target need no visit (no Hessians either:
+    // a sub-group without targets skips its accumulation below).
+    auto wanted = [&](const Linear& l) { return opt.only.empty() || opt.only.count(l.name) > 0; };
+    if (!opt.only.empty() && !(opt.quantize_head && wanted(m.lm_head))) {
+        nblocks = 0;
+        for (int64_t l = 0; l < c.n_layers; ++l) {
+            const Block& b = m.blocks[size_t(l)];
+            for (const Linear* lin : {&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up, &b.down})
+                if (wanted(*lin)) nblocks = l + 1;
+        }
+    }
 
     if (!data) {  // data-free: layer by layer, no forward passes
         for (int64_t l = 0; l < nblocks; ++l) {
@@ -158,7 +171,9 @@ QuantizeReport quantize_model(Model& m, const std::vector<std::vector<int32_t>>&
         fn();
         report.forward_seconds += since(t0);
     };
+    bool accumulate = true;  // false while a sub-group has no layer to quantize
     auto hessian = [&](HessianAccumulator& h, const float* x, int64_t n) {
+        if (!accumulate) return;
         const auto t0 = Clock::now();
         h.add(x, n);
         report.hessian_seconds += since(t0);
@@ -173,6 +188,7 @@ QuantizeReport quantize_model(Model& m, const std::vector<std::vector<int32_t>>&
     for (int64_t l = 0; l < nblocks; ++l) {
         Block& b = m.blocks[size_t(l)];
         // [q, k, v]: their shared input is the attention norm of the block input.
+        accumulate = wanted(b.q) || wanted(b.k) || wanted(b.v);
         HessianAccumulator h_qkv(d);
         for (int64_t s = 0; s < S; ++s) {
             forward_time([&] { rmsnorm(X.data() + s * L * d, b.attn_norm.data(), L, d, c.rms_eps, buf.h.data()); });
@@ -183,6 +199,7 @@ QuantizeReport quantize_model(Model& m, const std::vector<std::vector<int32_t>>&
             for (Linear* lin : {&b.q, &b.k, &b.v}) q.run(*lin, &H);
         }
         // [o]: attention output computed with the quantized q, k, v.
+        accumulate = wanted(b.o);
         HessianAccumulator h_o(qd);
         for (int64_t s = 0; s < S; ++s) {
             float* a = attn.data() + s * L * qd;
@@ -204,6 +221,7 @@ QuantizeReport quantize_model(Model& m, const std::vector<std::vector<int32_t>>&
             q.run(b.o, &H);
         }
         // [gate, up]: residual with the quantized o, then the FFN norm.
+        accumulate = wanted(b.gate) || wanted(b.up);
         HessianAccumulator h_gu(d);
         for (int64_t s = 0; s < S; ++s) {
             float* x = X.data() + s * L * d;
@@ -219,6 +237,7 @@ QuantizeReport quantize_model(Model& m, const std::vector<std::vector<int32_t>>&
             for (Linear* lin : {&b.gate, &b.up}) q.run(*lin, &H);
         }
         // [down]: the SwiGLU activations from the quantized gate and up.
+        accumulate = wanted(b.down);
         HessianAccumulator h_down(I);
         for (int64_t s = 0; s < S; ++s) {
             float* a = keep_act ? act.data() + s * L * I : buf.gate.data();
@@ -241,7 +260,8 @@ QuantizeReport quantize_model(Model& m, const std::vector<std::vector<int32_t>>&
         }
         if (progress) progress(l + 1, nblocks, b.q.name.substr(0, b.q.name.find(".self_attn")));
     }
-    if (opt.quantize_head) {
+    accumulate = true;
+    if (opt.quantize_head && wanted(m.lm_head)) {
         HessianAccumulator h_head(d);
         for (int64_t s = 0; s < S; ++s) {
             rmsnorm(X.data() + s * L * d, m.final_norm.data(), L, d, c.rms_eps, buf.h.data());

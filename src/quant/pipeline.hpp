@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,9 @@ struct QuantizeOptions {
     LayerSetting defaults;
     std::map<std::string, LayerSetting> plan;  // per-layer overrides (allocation plans)
     bool quantize_head = false;                // lm_head (untied models only)
+    // Non-empty: quantize only these layers; the others keep their weights and blocks after the last
+    // listed one are not visited (the `measured` allocation scorer quantizes one block or module alone).
+    std::set<std::string> only;
 };
 
 struct LayerReport {

@@ -25,6 +25,7 @@ std::string human_bytes(double bytes);
 void register_tokenize(CLI::App& app);
 void register_ppl(CLI::App& app);
 void register_quantize(CLI::App& app);
+void register_allocate(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_kld(CLI::App& app);
 void register_run(CLI::App& app);

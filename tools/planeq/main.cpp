@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
     planeq::cli::register_demo(app);
     planeq::cli::register_info(app);
     planeq::cli::register_tokenize(app);
+    planeq::cli::register_allocate(app);
     planeq::cli::register_quantize(app);
     planeq::cli::register_ppl(app);
     planeq::cli::register_kld(app);
