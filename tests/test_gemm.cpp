@@ -1,5 +1,5 @@
 // The f32 GEMM (AVX-512 and OpenBLAS paths) against a naive double-precision reference, for odd
-// shapes, both B layouts, f32/bf16/f16 B, strided operands and accumulation.
+// shapes, both B layouts, f32/bf16/f16 B, transposed A, strided operands and accumulation.
 #include <random>
 
 #include "core/cpu_features.hpp"
@@ -15,14 +15,15 @@ struct Case {
     DType dtype;
     bool rows_are_n;
     bool accumulate;
+    bool a_trans = false;  // A stored [K × M]
 };
 
 void run_case(const Case& c, bool avx512) {
     std::mt19937 rng(uint32_t(c.M * 131 + c.N * 7 + c.K));
     std::normal_distribution<float> nd;
-    const int64_t lda = c.K + 3, ldc = c.N + 5;
+    const int64_t lda = c.a_trans ? c.M + 3 : c.K + 3, ldc = c.N + 5;
     const int64_t b_rows = c.rows_are_n ? c.N : c.K, b_cols = c.rows_are_n ? c.K : c.N, ldb = b_cols + 2;
-    std::vector<float> A(size_t(c.M * lda)), C(size_t(c.M * ldc)), Bf(size_t(b_rows * ldb));
+    std::vector<float> A(size_t((c.a_trans ? c.K : c.M) * lda)), C(size_t(c.M * ldc)), Bf(size_t(b_rows * ldb));
     std::vector<uint16_t> Bh(Bf.size());
     for (float& v : A) v = nd(rng);
     for (float& v : C) v = nd(rng);
@@ -37,12 +38,12 @@ void run_case(const Case& c, bool avx512) {
         for (int64_t j = 0; j < c.N; ++j) {
             double acc = c.accumulate ? double(C[size_t(i * ldc + j)]) : 0.0;
             for (int64_t k = 0; k < c.K; ++k)
-                acc += double(A[size_t(i * lda + k)]) * Bf[size_t(c.rows_are_n ? j * ldb + k : k * ldb + j)];
+                acc += double(A[size_t(c.a_trans ? k * lda + i : i * lda + k)]) * Bf[size_t(c.rows_are_n ? j * ldb + k : k * ldb + j)];
             want[size_t(i * ldc + j)] = float(acc);
         }
     cpu::BOperand B{c.dtype == DType::F32 ? static_cast<const void*>(Bf.data()) : Bh.data(), c.dtype, ldb, c.rows_are_n};
-    if (avx512) cpu::gemm_f32_avx512(c.M, c.N, c.K, A.data(), lda, B, C.data(), ldc, c.accumulate, 0);
-    else cpu::gemm_f32_openblas(c.M, c.N, c.K, A.data(), lda, B, C.data(), ldc, c.accumulate, 0);
+    if (avx512) cpu::gemm_f32_avx512(c.M, c.N, c.K, A.data(), lda, B, C.data(), ldc, c.accumulate, 0, c.a_trans);
+    else cpu::gemm_f32_openblas(c.M, c.N, c.K, A.data(), lda, B, C.data(), ldc, c.accumulate, 0, c.a_trans);
     double max_err = 0;
     for (int64_t i = 0; i < c.M; ++i)
         for (int64_t j = 0; j < ldc; ++j) {
@@ -55,7 +56,7 @@ void run_case(const Case& c, bool avx512) {
             max_err = std::max(max_err, std::abs(double(C[at]) - want[at]) / scale);
         }
     EXPECT_LE(max_err, 1e-5) << "M=" << c.M << " N=" << c.N << " K=" << c.K << " dtype=" << dtype_name(c.dtype)
-                             << " rows_are_n=" << c.rows_are_n << " acc=" << c.accumulate;
+                             << " rows_are_n=" << c.rows_are_n << " acc=" << c.accumulate << " a_trans=" << c.a_trans;
 }
 
 const Case kCases[] = {
@@ -63,6 +64,9 @@ const Case kCases[] = {
     {13, 31, 17, DType::BF16, true, false}, {100, 70, 600, DType::BF16, true, true}, {29, 300, 513, DType::F16, true, false},
     {64, 64, 64, DType::F32, false, false}, {37, 64, 129, DType::F32, false, true}, {5, 17, 3, DType::BF16, false, false},
     {512, 96, 40, DType::F32, true, false}, {3, 520, 300, DType::BF16, true, false},
+    // Transposed A (Gram matrices): partial and full MR panels, several K slices, accumulation.
+    {1, 1, 1, DType::F32, false, false, true},   {14, 32, 256, DType::F32, false, true, true},
+    {45, 300, 513, DType::F32, false, true, true}, {13, 31, 17, DType::BF16, true, false, true},
 };
 
 TEST(Gemm, Avx512MatchesReference) {

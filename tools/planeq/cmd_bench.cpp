@@ -30,6 +30,7 @@ struct BenchArgs {
     std::string device = "cpu";
     int batch = 1;
     bool no_baseline = false;
+    bool quantize_head = false;
 };
 
 struct Stats {
@@ -58,6 +59,7 @@ void run_bench(BenchArgs& a) {
     if (a.device != "cpu") fail("--device must be cpu or cuda (got '" + a.device + "')");
     apply_threads(a.common);
     if (a.model.empty() == a.shape.empty()) fail("give either a MODEL directory or --shape NAME");
+    if (a.quantize_head && a.shape.empty()) fail("--quantize-head needs --shape (a model directory has its own lm_head)");
     // Bandwidth first, before the model occupies memory.
     Bandwidth bw;
     if (!a.no_bandwidth) bw = measure_bandwidth();
@@ -71,6 +73,10 @@ void run_bench(BenchArgs& a) {
         const ModelConfig c = shape_config(a.shape);
         uint64_t seed = 1;
         owned = synthetic_model(c, [&](const std::string&, int64_t r, int64_t k) { return random_weight(*fmt, r, k, a.params, seed++); }, 0);
+        if (a.quantize_head) {
+            if (c.tie_embeddings) fail("--quantize-head: shape '" + a.shape + "' ties lm_head to the embeddings");
+            owned->lm_head.weight = random_weight(*fmt, c.vocab, c.hidden, a.params, seed++);
+        }
         what = a.shape + " (random weights)";
     } else {
         owned = load_model(a.model, false).model;
@@ -160,6 +166,7 @@ void register_bench(CLI::App& app) {
     cmd->add_option("-n,--generate", a->generate, "Tokens for the decode test (0 = skip)")->capture_default_str()->check(CLI::NonNegativeNumber);
     cmd->add_option("-r,--reps", a->reps, "Timed repetitions (median reported)")->capture_default_str()->check(CLI::Range(1, 100));
     cmd->add_flag("--no-bandwidth", a->no_bandwidth, "Skip the memory bandwidth measurement");
+    cmd->add_flag("--quantize-head", a->quantize_head, "With --shape: lm_head in the linears' format too (default bf16), as quantize --quantize-head");
     cmd->add_flag("--sym", a->params.sym, "Symmetric int weights (with --shape --format int)");
     cmd->add_option("--device", a->device, "cpu, or cuda (GPU decode of the shape's linear stack; needs --shape)")->capture_default_str();
     cmd->add_option("--batch", a->batch, "Tokens decoded together on the GPU (1 … 16)")->capture_default_str()->check(CLI::Range(1, 16));

@@ -14,14 +14,15 @@
 namespace planeq::cpu {
 
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BOperand& B, float* C, int64_t ldc,
-              bool accumulate, int threads) {
+              bool accumulate, int threads, bool a_trans) {
     if (M <= 0 || N <= 0) return;
-    if (simd_level() == SimdLevel::Avx512) gemm_f32_avx512(M, N, K, A, lda, B, C, ldc, accumulate, threads);
-    else gemm_f32_openblas(M, N, K, A, lda, B, C, ldc, accumulate, threads);
+    if (simd_level() == SimdLevel::Avx512) gemm_f32_avx512(M, N, K, A, lda, B, C, ldc, accumulate, threads, a_trans);
+    else gemm_f32_openblas(M, N, K, A, lda, B, C, ldc, accumulate, threads, a_trans);
 }
 
 void gemm_f32_openblas(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BOperand& B, float* C,
-                       int64_t ldc, bool accumulate, int threads) {
+                       int64_t ldc, bool accumulate, int threads, bool a_trans) {
+    const CBLAS_TRANSPOSE ta = a_trans ? CblasTrans : CblasNoTrans;
     const float* b = static_cast<const float*>(B.data);
     int64_t ldb = B.ld;
     if (B.block) {  // materialize op(B) as [N × K] f32
@@ -31,7 +32,7 @@ void gemm_f32_openblas(int64_t M, int64_t N, int64_t K, const float* A, int64_t 
             const int64_t n0 = i * step;
             B.block(B.ctx, n0, std::min(step, N - n0), 0, K, wf + n0 * K);
         });
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(N), int(K), 1.0f, A, int(lda), wf, int(K),
+        cblas_sgemm(CblasRowMajor, ta, CblasTrans, int(M), int(N), int(K), 1.0f, A, int(lda), wf, int(K),
                     accumulate ? 1.0f : 0.0f, C, int(ldc));
         return;
     }
@@ -45,7 +46,7 @@ void gemm_f32_openblas(int64_t M, int64_t N, int64_t K, const float* A, int64_t 
         b = wf;
         ldb = cols;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, B.rows_are_n ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), 1.0f, A,
+    cblas_sgemm(CblasRowMajor, ta, B.rows_are_n ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), 1.0f, A,
                 int(lda), b, int(ldb), accumulate ? 1.0f : 0.0f, C, int(ldc));
 }
 

@@ -22,14 +22,16 @@ struct BOperand {
 };
 
 // threads: 0 = use the OpenMP team (call from outside a parallel region); 1 = run on the calling thread.
+// a_trans: A is stored transposed, [K × M] row-major (lda ≥ M), and C (+)= Aᵀ · op(B) — a Gram matrix
+// XᵀX straight from the token-major activations, with no transposed copy.
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BOperand& B, float* C, int64_t ldc,
-              bool accumulate = false, int threads = 0);
+              bool accumulate = false, int threads = 0, bool a_trans = false);
 
 // The AVX-512 implementation (exposed for tests and benchmarks; requires SimdLevel::Avx512).
 void gemm_f32_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BOperand& B, float* C,
-                     int64_t ldc, bool accumulate, int threads);
+                     int64_t ldc, bool accumulate, int threads, bool a_trans = false);
 // The fallback through OpenBLAS (any CPU).
 void gemm_f32_openblas(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BOperand& B, float* C,
-                       int64_t ldc, bool accumulate, int threads);
+                       int64_t ldc, bool accumulate, int threads, bool a_trans = false);
 
 }  // namespace planeq::cpu

@@ -26,18 +26,6 @@ constexpr int64_t MR = 14, NR = 32, KC = 256, NC = 256;
 
 // ---- packing -------------------------------------------------------------------------------
 
-// A rows [m0, m0 + mr) × cols [k0, k0 + kc) -> out[k][MR], rows past mr zero.
-void pack_a(const float* A, int64_t lda, int64_t m0, int64_t mr, int64_t k0, int64_t kc, float* out) {
-    for (int64_t i = 0; i < MR; ++i) {
-        if (i < mr) {
-            const float* src = A + (m0 + i) * lda + k0;
-            for (int64_t k = 0; k < kc; ++k) out[k * MR + i] = src[k];
-        } else {
-            for (int64_t k = 0; k < kc; ++k) out[k * MR + i] = 0.0f;
-        }
-    }
-}
-
 inline __m512 load16(const void* base, DType dt, int64_t offset, __mmask16 m) {
     switch (dt) {
         case DType::BF16:
@@ -74,6 +62,28 @@ inline void transpose16(__m512 r[16]) {
         r[4 + c] = _mm512_shuffle_f32x4(v1, v3, 0x88);
         r[8 + c] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
         r[12 + c] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
+    }
+}
+
+// A rows [m0, m0 + mr) × cols [k0, k0 + kc) -> out[k][MR], rows past mr zero. Row-major A is
+// transposed 16 × 16 in registers; transposed A (stored [K × M]) is the easy case: each k is a
+// contiguous run of mr values.
+void pack_a(const float* A, int64_t lda, bool a_trans, int64_t m0, int64_t mr, int64_t k0, int64_t kc, float* out) {
+    const __mmask16 row_mask = __mmask16((1u << MR) - 1);  // MR ≤ 16 lanes of each k
+    if (a_trans) {
+        const __mmask16 m = __mmask16((1u << mr) - 1);
+        for (int64_t k = 0; k < kc; ++k)
+            _mm512_mask_storeu_ps(out + k * MR, row_mask, _mm512_maskz_loadu_ps(m, A + (k0 + k) * lda + m0));
+        return;
+    }
+    for (int64_t kk = 0; kk < kc; kk += 16) {
+        const int64_t kvalid = std::min<int64_t>(16, kc - kk);
+        const __mmask16 km = __mmask16((1u << kvalid) - 1);
+        __m512 r[16];
+        for (int64_t i = 0; i < 16; ++i)
+            r[i] = i < mr ? _mm512_maskz_loadu_ps(km, A + (m0 + i) * lda + k0 + kk) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int64_t k = 0; k < kvalid; ++k) _mm512_mask_storeu_ps(out + (kk + k) * MR, row_mask, r[k]);
     }
 }
 
@@ -172,7 +182,7 @@ void compute_slice(int64_t M, int64_t n_begin, int64_t n_end, int64_t k0, int64_
 }  // namespace
 
 void gemm_f32_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BOperand& B, float* C,
-                     int64_t ldc, bool accumulate, int threads) {
+                     int64_t ldc, bool accumulate, int threads, bool a_trans) {
     const int64_t a_panels = (M + MR - 1) / MR;
     const int team = threads == 1 ? 1 : (threads > 0 ? threads : omp_get_max_threads());
     // The packed A slice is shared by the team: allocate it from the calling thread's scratch.
@@ -190,7 +200,7 @@ void gemm_f32_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t ld
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
             const int64_t kc = std::min(KC, K - k0);
             for (int64_t ap = tid; ap < a_panels; ap += nthreads)
-                pack_a(A, lda, ap * MR, std::min(MR, M - ap * MR), k0, kc, apacked + ap * KC * MR);
+                pack_a(A, lda, a_trans, ap * MR, std::min(MR, M - ap * MR), k0, kc, apacked + ap * KC * MR);
             if (nthreads > 1) {
 #pragma omp barrier
             }
