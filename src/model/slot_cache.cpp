@@ -257,7 +257,7 @@ void cached_block(const Model& m, int64_t layer, float* x, int64_t n, int64_t t0
         m.rope.apply(q, v.qpos);
         cpu::KvRun runs[6];
         const int nr = cache.runs(v, layer, h / group, runs);
-        float* scores = scratch_floats(size_t(v.length), 2);
+        float* scores = scratch_floats(size_t(last.length), 2);  // the block's longest view: no regrowth per query
         cpu::kv_attend(params, q, runs, nr, scores, buf.attn.data() + i * q_dim + h * hd);
     });
     b.o.forward(buf.attn.data(), n, buf.h.data());
