@@ -93,12 +93,11 @@ StreamPplResult stream_perplexity(const Model& m, std::span<const int32_t> ids, 
     const int64_t vocab = m.config.vocab;
     const int64_t B = std::max<int64_t>(opt.batch, 1);
     SlotCache cache(m.config, opt.cache, n, B);
-    ForwardBuffers buf(m.config, std::min(n, cache.max_chunk(0)));
+    ForwardBuffers buf(m.config, std::min(n, B));  // each forward gets at most B tokens
     StreamPplResult r;
     r.tokens = n;
     r.token_nll.reserve(size_t(n));
     std::vector<double> nll_row(static_cast<size_t>(B));
-    const int64_t steps = (n - 1 + B - 1) / B;
     const auto t0 = std::chrono::steady_clock::now();
     // Position p predicts z[p + 1]; the last token predicts nothing and is not fed.
     for (int64_t p0 = 0, step = 0; p0 < n - 1; p0 += B, ++step) {
