@@ -382,7 +382,10 @@ def render_sinks():
                       f"`planeq run {model} -n 100000 --cache streaming --sinks 4 --window 256 --ignore-eos --memory-every 5000 -t 1`:",
                       f"{r['generated_tokens']:,} tokens at {r['generate_tokens_per_s']:.0f} tokens/s, KV cache {r['cache_bytes']:,} bytes",
                       f"(260 slots), process VmRSS from {min(kib):,} to {max(kib):,} KiB over {len(kib)} samples (every 5,000 tokens):",
-                      " ".join(f"{m['tokens'] // 1000}k: {m['vmrss_kib']:,}" for m in mem), ""]
+                      " ".join(f"{m['tokens'] // 1000}k: {m['vmrss_kib']:,}" for m in mem), "",
+                      f"From 10k to 100k tokens VmRSS grows by {kib[-1] - kib[2]:,} KiB: the generated ids `run` keeps for its output",
+                      "(4 bytes per token); the cache is allocated once. The tokens/s is wall time on the shared machine (the process",
+                      "got a small fraction of one core), not a speed figure.", ""]
     lines += ["### Streaming perplexity", "",
               f"The first {SINK_STREAM_TOKENS:,} tokens of the held-out text as one stream (one BOS first for tiny-llama), through",
               f"one cache, predictions of stream tokens > {SINK_STREAM_SKIP} scored. `window`: the last W tokens only; `stream`: N",
