@@ -2,8 +2,10 @@
 
 #include <chrono>
 #include <cmath>
+#include <memory>
 
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 #include "kernels/cpu/vec_math.hpp"
 #include "model/forward.hpp"
 
@@ -50,14 +52,17 @@ PplResult perplexity(const Model& m, std::span<const int32_t> ids, const PplOpti
     PplResult r;
     r.windows = int64_t(windows.size());
     r.tokens = r.windows * opt.ctx;
-    KVCache cache(m.config, opt.ctx);
+    KVCache cache(m.config, opt.cache.reference() ? opt.ctx : 0);
+    std::unique_ptr<SlotCache> slots;
+    if (!opt.cache.reference()) slots = std::make_unique<SlotCache>(m.config, opt.cache, opt.ctx, opt.cache_batch);
     ForwardBuffers buf(m.config, opt.ctx);
     std::vector<double> nll_row(static_cast<size_t>(opt.ctx));
     const auto t0 = std::chrono::steady_clock::now();
     for (size_t w = 0; w < windows.size(); ++w) {
         const auto& u = windows[w];
         cache.clear();
-        const auto logits = forward(m, cache, buf, u, Logits::All);
+        if (slots) slots->clear();
+        const auto logits = slots ? forward(m, *slots, buf, u, Logits::All) : forward(m, cache, buf, u, Logits::All);
         const int64_t last = opt.ctx - 1;
 #pragma omp parallel for schedule(static)
         for (int64_t p = first; p < last; ++p) nll_row[size_t(p)] = token_nll(logits.data() + p * vocab, vocab, u[size_t(p + 1)]);
@@ -73,6 +78,47 @@ PplResult perplexity(const Model& m, std::span<const int32_t> ids, const PplOpti
     r.tokens_per_s = double(r.tokens) / r.seconds;
     r.scored_tokens = int64_t(r.token_nll.size());
     ppl_from_nll(r.token_nll, r.ppl, r.stderr_ppl);
+    return r;
+}
+
+StreamPplResult stream_perplexity(const Model& m, std::span<const int32_t> ids, const StreamPplOptions& opt,
+                                  const PplProgress& progress) {
+    std::vector<int32_t> z;
+    z.reserve(ids.size() + 1);
+    if (opt.bos_id >= 0) z.push_back(opt.bos_id);
+    z.insert(z.end(), ids.begin(), ids.end());
+    if (opt.max_tokens > 0 && int64_t(z.size()) > opt.max_tokens) z.resize(size_t(opt.max_tokens));
+    const int64_t n = int64_t(z.size());
+    if (n < opt.skip + 2) fail("text too short: " + std::to_string(n) + " tokens, nothing scored after skipping " + std::to_string(opt.skip));
+    const int64_t vocab = m.config.vocab;
+    const int64_t B = std::max<int64_t>(opt.batch, 1);
+    SlotCache cache(m.config, opt.cache, n, B);
+    ForwardBuffers buf(m.config, std::min(n, B));  // each forward gets at most B tokens
+    StreamPplResult r;
+    r.tokens = n;
+    r.token_nll.reserve(size_t(n));
+    std::vector<double> nll_row(static_cast<size_t>(B));
+    const auto t0 = std::chrono::steady_clock::now();
+    // Position p predicts z[p + 1]; the last token predicts nothing and is not fed.
+    for (int64_t p0 = 0, step = 0; p0 < n - 1; p0 += B, ++step) {
+        const int64_t k = std::min(B, n - 1 - p0);
+        const auto logits = forward(m, cache, buf, std::span<const int32_t>(z.data() + p0, size_t(k)), Logits::All);
+        parallel_for(k, k > 1, [&](int64_t i) { nll_row[size_t(i)] = token_nll(logits.data() + i * vocab, vocab, z[size_t(p0 + i + 1)]); });
+        for (int64_t i = 0; i < k; ++i)
+            if (p0 + i + 1 > opt.skip) r.token_nll.push_back(nll_row[size_t(i)]);
+        if (progress && (step % 64 == 0 || p0 + k >= n - 1)) progress(p0 + k, n - 1);
+    }
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.tokens_per_s = double(n - 1) / r.seconds;
+    r.scored_tokens = int64_t(r.token_nll.size());
+    r.cache_bytes = cache.bytes();
+    ppl_from_nll(r.token_nll, r.ppl, r.stderr_ppl);
+    for (int64_t b0 = 0; b0 < r.scored_tokens; b0 += opt.bin) {
+        const int64_t b1 = std::min(r.scored_tokens, b0 + opt.bin);
+        double s = 0;
+        for (int64_t i = b0; i < b1; ++i) s += r.token_nll[size_t(i)];
+        r.bin_ppl.push_back(std::exp(s / double(b1 - b0)));
+    }
     return r;
 }
 

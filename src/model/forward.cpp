@@ -113,7 +113,13 @@ void block_forward(const Model& m, int64_t layer, float* x, int64_t n, int64_t p
     attention(c, cache, layer, buf.q.data(), n, pos0, buf.attn.data());
     b.o.forward(buf.attn.data(), n, buf.h.data());
     for (int64_t i = 0; i < n * d; ++i) x[i] += buf.h[size_t(i)];
+    ffn_block(m, layer, x, n, buf);
+}
 
+void ffn_block(const Model& m, int64_t layer, float* x, int64_t n, ForwardBuffers& buf) {
+    const ModelConfig& c = m.config;
+    const Block& b = m.blocks[size_t(layer)];
+    const int64_t d = c.hidden;
     // Feed-forward sub-block (SwiGLU).
     rmsnorm(x, b.ffn_norm.data(), n, d, c.rms_eps, buf.h.data());
     b.gate.forward(buf.h.data(), n, buf.gate.data());

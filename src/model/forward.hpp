@@ -37,6 +37,9 @@ void block_forward(const Model& m, int64_t layer, float* x, int64_t n, int64_t p
 // q: [n × q_dim] (already rotated); out: [n × q_dim].
 void attention(const ModelConfig& c, const KVCache& cache, int64_t layer, const float* q, int64_t n, int64_t pos0, float* out);
 
+// The feed-forward half of a block (x += down(silu(gate(rms(x))) ⊙ up(rms(x)))), shared with the slot-cache path.
+void ffn_block(const Model& m, int64_t layer, float* x, int64_t n, ForwardBuffers& buf);
+
 void rmsnorm(const float* x, const float* weight, int64_t n, int64_t dim, double eps, float* out);
 // Per-head RMSNorm (when `norm` is non-empty: Qwen3 q/k norm) then RoPE at positions pos0, pos0 + 1, ...
 void norm_and_rotate(const Model& m, const std::vector<float>& norm, float* qk, int64_t n, int64_t heads, int64_t pos0);

@@ -8,6 +8,7 @@
 
 #include "model/model.hpp"
 #include "model/sampler.hpp"
+#include "model/slot_cache.hpp"
 
 namespace planeq {
 
@@ -16,12 +17,14 @@ struct GenerateOptions {
     int64_t ctx = 0;                 // KV cache capacity; 0 = prompt + max_new_tokens
     SamplerOptions sampler;
     std::vector<int32_t> stop_ids;   // EOS ids: generation stops after emitting one (not included)
+    CacheOptions cache;              // full f32 (default), or sink + window / quantized (slot_cache.hpp)
 };
 
 struct GenerateStats {
     int64_t prompt_tokens = 0, generated_tokens = 0;
     double prompt_seconds = 0, generate_seconds = 0;
     bool stopped_at_eos = false;
+    size_t cache_bytes = 0;          // KV storage held
     double prompt_tokens_per_s() const { return prompt_seconds > 0 ? double(prompt_tokens) / prompt_seconds : 0; }
     double generate_tokens_per_s() const { return generate_seconds > 0 ? double(generated_tokens) / generate_seconds : 0; }
 };

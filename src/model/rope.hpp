@@ -20,6 +20,10 @@ public:
     void apply(float* v, int64_t position) const;
     int64_t head_dim() const { return head_dim_; }
     const std::vector<float>& inv_freq() const { return inv_freq_; }
+    // The tables apply() uses, [position][head_dim / 2], valid for reserved positions (the slot-cache
+    // attention kernels rotate stored pre-RoPE keys with them at read time).
+    const float* cos_table() const { return cos_.data(); }
+    const float* sin_table() const { return sin_.data(); }
 
 private:
     int64_t head_dim_ = 0;

@@ -1,6 +1,7 @@
 #include "quant/pipeline.hpp"
 
 #include <chrono>
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.hpp"
@@ -73,6 +74,39 @@ struct Quantizer {
     }
 };
 
+// Row weights of one calibration segment's rows x[n × cols] for the Hessian (nullptr: all 1, GPTQ's H
+// bit for bit). Also adds the sink rows' and all rows' squared norms to in_sinks and total.
+const float* calib_row_weights(const QuantizeOptions& opt, const float* x, int64_t n, int64_t cols, std::vector<float>& w,
+                               double& in_sinks, double& total) {
+    if (opt.calib_sinks == CalibSinks::Keep) return nullptr;
+    std::vector<double> norm2(static_cast<size_t>(n)), absx(static_cast<size_t>(n * cols));
+    std::vector<double> rowmax(size_t(n), 0.0);
+    for (int64_t t = 0; t < n; ++t)
+        for (int64_t c = 0; c < cols; ++c) {
+            const double v = x[t * cols + c];
+            norm2[size_t(t)] += v * v;
+            absx[size_t(t * cols + c)] = std::abs(v);
+            rowmax[size_t(t)] = std::max(rowmax[size_t(t)], std::abs(v));
+        }
+    std::nth_element(absx.begin(), absx.begin() + long(absx.size() / 2), absx.end());
+    const double med_abs = absx[absx.size() / 2];
+    std::vector<double> norms(static_cast<size_t>(n));
+    for (int64_t t = 0; t < n; ++t) norms[size_t(t)] = std::sqrt(norm2[size_t(t)]);
+    std::vector<double> sorted = norms;
+    std::nth_element(sorted.begin(), sorted.begin() + long(n / 2), sorted.end());
+    const double med_norm = sorted[size_t(n / 2)];
+    w.assign(size_t(n), 1.0f);
+    for (int64_t t = 0; t < n; ++t) {
+        const bool sink = t < opt.calib_sink_tokens || (med_abs > 0 && rowmax[size_t(t)] / med_abs > 100.0);
+        if (sink) in_sinks += norm2[size_t(t)];
+        total += norm2[size_t(t)];
+        if (opt.calib_sinks == CalibSinks::Exclude && sink) w[size_t(t)] = 0.0f;
+        if (opt.calib_sinks == CalibSinks::Downweight && norms[size_t(t)] > 0)
+            w[size_t(t)] = float(std::min(1.0, std::pow(10.0 * med_norm / norms[size_t(t)], 2)));
+    }
+    return w.data();
+}
+
 bool needs_data(const QuantMethod* m, const LayerSetting& s) { return m->needs_hessian || s.order == ColumnOrder::Dynamic; }
 
 }  // namespace
@@ -94,8 +128,20 @@ nlohmann::json QuantizeReport::to_json() const {
             {"forward_seconds", forward_seconds},
             {"hessian_seconds", hessian_seconds},
             {"method_seconds", method_seconds},
-            {"calibration", {{"segments", calib_segments}, {"tokens_per_segment", calib_len}}},
+            {"calibration", {{"segments", calib_segments}, {"tokens_per_segment", calib_len}, {"sinks", calib_sinks},
+                             {"sink_trace_share", sink_trace_share}}},
             {"layers", ls}};
+}
+
+CalibSinks parse_calib_sinks(const std::string& s) {
+    if (s == "keep") return CalibSinks::Keep;
+    if (s == "exclude") return CalibSinks::Exclude;
+    if (s == "downweight") return CalibSinks::Downweight;
+    fail("--calib-sinks must be keep, exclude or downweight (got '" + s + "')");
+}
+
+const char* calib_sinks_name(CalibSinks c) {
+    return c == CalibSinks::Keep ? "keep" : c == CalibSinks::Exclude ? "exclude" : "downweight";
 }
 
 const LayerSetting& setting_for(const QuantizeOptions& opt, const std::string& layer) {
@@ -172,10 +218,13 @@ QuantizeReport quantize_model(Model& m, const std::vector<std::vector<int32_t>>&
         report.forward_seconds += since(t0);
     };
     bool accumulate = true;  // false while a sub-group has no layer to quantize
+    std::vector<float> row_w;
+    double sink_norm2 = 0, all_norm2 = 0;  // trace share of the sink rows (SINKS.md §5 diagnostic)
+    report.calib_sinks = calib_sinks_name(opt.calib_sinks);
     auto hessian = [&](HessianAccumulator& h, const float* x, int64_t n) {
         if (!accumulate) return;
         const auto t0 = Clock::now();
-        h.add(x, n);
+        h.add(x, n, calib_row_weights(opt, x, n, h.cols(), row_w, sink_norm2, all_norm2));
         report.hessian_seconds += since(t0);
     };
     auto swiglu_of = [&](const Block& b, const float* x, float* out) {  // out = silu(gate(rms(x))) ⊙ up(rms(x))
@@ -189,11 +238,14 @@ QuantizeReport quantize_model(Model& m, const std::vector<std::vector<int32_t>>&
         Block& b = m.blocks[size_t(l)];
         // [q, k, v]: their shared input is the attention norm of the block input.
         accumulate = wanted(b.q) || wanted(b.k) || wanted(b.v);
+        sink_norm2 = all_norm2 = 0;
         HessianAccumulator h_qkv(d);
         for (int64_t s = 0; s < S; ++s) {
             forward_time([&] { rmsnorm(X.data() + s * L * d, b.attn_norm.data(), L, d, c.rms_eps, buf.h.data()); });
             hessian(h_qkv, buf.h.data(), L);
         }
+        if (opt.calib_sinks != CalibSinks::Keep) report.sink_trace_share.push_back(all_norm2 > 0 ? sink_norm2 / all_norm2 : 0.0);
+        sink_norm2 = all_norm2 = 0;
         {
             const auto H = h_qkv.finalize();
             for (Linear* lin : {&b.q, &b.k, &b.v}) q.run(*lin, &H);

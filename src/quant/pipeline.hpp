@@ -18,6 +18,15 @@
 
 namespace planeq {
 
+// Sink-aware calibration (SINKS.md §5): how the sink tokens' rows enter the Hessians. The sink set of a
+// calibration segment is its first `calib_sink_tokens` positions plus the tokens whose input to the layer
+// has a massive activation (max|x_t| / median|x| > 100).
+//   keep: every row weighs 1 (GPTQ's Hessian); exclude: sink rows weigh 0;
+//   downweight: every row t weighs min(1, (10·median_t′‖x_t′‖ / ‖x_t‖)²), capping any token's share of tr(H).
+enum class CalibSinks { Keep, Exclude, Downweight };
+CalibSinks parse_calib_sinks(const std::string& s);
+const char* calib_sinks_name(CalibSinks c);
+
 struct QuantizeOptions {
     LayerSetting defaults;
     std::map<std::string, LayerSetting> plan;  // per-layer overrides (allocation plans)
@@ -25,6 +34,8 @@ struct QuantizeOptions {
     // Non-empty: quantize only these layers; the others keep their weights and blocks after the last
     // listed one are not visited (the `measured` allocation scorer quantizes one block or module alone).
     std::set<std::string> only;
+    CalibSinks calib_sinks = CalibSinks::Keep;
+    int64_t calib_sink_tokens = 1;             // N_c: first positions of each segment counted as sinks
 };
 
 struct LayerReport {
@@ -45,6 +56,8 @@ struct QuantizeReport {
     std::vector<LayerReport> layers;
     double seconds = 0, forward_seconds = 0, hessian_seconds = 0, method_seconds = 0;
     int64_t calib_segments = 0, calib_len = 0;
+    std::string calib_sinks = "keep";
+    std::vector<double> sink_trace_share;  // per block: share of tr(H_qkv) the sink rows carry before weighting
     nlohmann::json to_json() const;
 };
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "bench_cuda.hpp"
+#include "cache_args.hpp"
 #include "common.hpp"
 #include "core/bandwidth.hpp"
 #include "core/error.hpp"
@@ -13,6 +14,7 @@
 #include "loaded_model.hpp"
 #include "model/flops.hpp"
 #include "model/forward.hpp"
+#include "model/slot_cache.hpp"
 #include "model/synthetic.hpp"
 #include "quant/calibration.hpp"
 
@@ -31,6 +33,7 @@ struct BenchArgs {
     int batch = 1;
     bool no_baseline = false;
     bool quantize_head = false;
+    CacheArgs cache;
 };
 
 struct Stats {
@@ -88,27 +91,35 @@ void run_bench(BenchArgs& a) {
     std::vector<int32_t> tokens(size_t(std::max<int64_t>(a.prompt, 1)));
     for (int32_t& t : tokens) t = int32_t(rng.below(uint64_t(c.vocab)));
 
-    KVCache cache(c, a.prompt + a.generate + 1);
+    const CacheOptions copt = cache_options(a.cache, c);
+    KVCache cache(c, copt.reference() ? a.prompt + a.generate + 1 : 0);
+    std::unique_ptr<SlotCache> slots;  // --cache / --kv-bits: the decode test runs through it
+    if (!copt.reference()) slots = std::make_unique<SlotCache>(c, copt, a.prompt + a.generate + 1, 1);
     ForwardBuffers buf(c, std::max<int64_t>(a.prompt, 1));
+    auto step = [&](std::span<const int32_t> t) { return slots ? forward(m, *slots, buf, t, Logits::Last) : forward(m, cache, buf, t, Logits::Last); };
+    auto reset = [&] {
+        cache.clear();
+        if (slots) slots->clear();
+    };
     std::vector<double> prefill, decode;
     Progress bar("bench", 2 * (a.reps + 1), "runs");
     for (int rep = 0; rep <= a.reps; ++rep) {  // repetition 0 warms caches and page mappings up
         if (a.prompt > 0) {
-            cache.clear();
+            reset();
             const auto t0 = std::chrono::steady_clock::now();
-            forward(m, cache, buf, tokens, Logits::Last);
+            step(tokens);
             const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             if (rep > 0) prefill.push_back(double(a.prompt) / s);
         }
         bar.update(2 * rep + 1);
         if (a.generate > 0) {
-            cache.clear();
+            reset();
             int32_t tok = tokens[0];
-            forward(m, cache, buf, std::span<const int32_t>(&tok, 1), Logits::Last);
+            step(std::span<const int32_t>(&tok, 1));
             const auto t0 = std::chrono::steady_clock::now();
             for (int64_t i = 0; i < a.generate; ++i) {
                 tok = int32_t((tok * 7 + 13) % c.vocab);
-                forward(m, cache, buf, std::span<const int32_t>(&tok, 1), Logits::Last);
+                step(std::span<const int32_t>(&tok, 1));
             }
             const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             if (rep > 0) decode.push_back(double(a.generate) / s);
@@ -126,9 +137,18 @@ void run_bench(BenchArgs& a) {
                      {"threads", thread_count()},
                      {"repetitions", a.reps}};
     if (!a.no_bandwidth) j["bandwidth"] = {{"copy_gbs", bw.copy_gbs}, {"read_gbs", bw.read_gbs}};
+    // KV cache memory per token: the f32 cache, and the configured one (--cache/--kv-bits).
+    const double f32_tok = 2.0 * double(c.n_layers) * double(c.kv_dim()) * 4.0;
+    const double kv_tok = slots ? slots->bytes_per_token() : f32_tok;
+    j["kv_cache"] = {{"config", copt.to_json()}, {"bytes_per_token", kv_tok}, {"f32_bytes_per_token", f32_tok},
+                     {"bytes_held", slots ? slots->bytes() : cache.bytes()}};
+    if (slots && copt.mode != CacheMode::Full) j["kv_cache"]["slots"] = slots->slots();
     const bool text = !a.common.json;
     if (text) std::printf("%s: %s, %.4f bpw (linears), %s of weights, %d threads\n", what.c_str(), m.format_summary().c_str(), m.bpw_linear(),
                 human_bytes(double(m.weight_bytes())).c_str(), thread_count());
+    if (text)
+        std::printf("KV cache: %s, %s per token (f32: %s), %s held\n", copt.describe().c_str(), human_bytes(kv_tok).c_str(),
+                    human_bytes(f32_tok).c_str(), human_bytes(double(slots ? slots->bytes() : cache.bytes())).c_str());
     if (text && !a.no_bandwidth) std::printf("memory bandwidth (STREAM copy / read, 1 GiB): %.1f / %.1f GB/s\n", bw.copy_gbs, bw.read_gbs);
     if (!prefill.empty()) {
         const Stats s = stats_of(prefill);
@@ -171,6 +191,7 @@ void register_bench(CLI::App& app) {
     cmd->add_option("--device", a->device, "cpu, or cuda (GPU decode of the shape's linear stack; needs --shape)")->capture_default_str();
     cmd->add_option("--batch", a->batch, "Tokens decoded together on the GPU (1 … 16)")->capture_default_str()->check(CLI::Range(1, 16));
     cmd->add_flag("--no-baseline", a->no_baseline, "GPU: skip the cuBLAS bf16 baseline stack");
+    add_cache_options(*cmd, a->cache);
     add_common(*cmd, a->common);
     cmd->callback([a] {
         if (a->common.json) Progress::set_enabled(false);

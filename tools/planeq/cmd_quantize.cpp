@@ -22,6 +22,8 @@ struct QuantizeArgs {
     LayerSetting setting;
     bool act_order = false, quantize_head = false, force = false, quiet = false;
     int64_t calib_samples = 128, calib_len = 512;
+    std::string calib_sinks = "keep";
+    int64_t calib_sink_tokens = 1;
     uint64_t seed = 0;
 };
 
@@ -60,6 +62,8 @@ void run_quantize(QuantizeArgs& a) {
     QuantizeOptions opt;
     opt.defaults = a.setting;
     opt.quantize_head = a.quantize_head;
+    opt.calib_sinks = parse_calib_sinks(a.calib_sinks);
+    opt.calib_sink_tokens = a.calib_sink_tokens;
     if (!a.plan.empty()) opt.plan = load_plan(a.plan, m).settings;
 
     // Calibration: random segments of the calibration text (only when some layer's method needs data).
@@ -80,6 +84,7 @@ void run_quantize(QuantizeArgs& a) {
         segments = calibration_segments(ids, a.calib_samples, a.calib_len, a.seed, bos);
         calib = {{"file", std::filesystem::path(a.calib).filename().string()}, {"sha256", sha256_hex(text)}, {"samples", a.calib_samples},
                  {"tokens_per_segment", a.calib_len}, {"seed", a.seed}, {"bos_first", bos >= 0}};
+        if (opt.calib_sinks != CalibSinks::Keep) calib["sinks"] = a.calib_sinks, calib["sink_tokens"] = a.calib_sink_tokens;
     }
 
     Progress bar("quantize", m.config.n_layers, "blocks");
@@ -133,6 +138,11 @@ void register_quantize(CLI::App& app) {
     cmd->add_option("--calib-samples", a->calib_samples, "Calibration segments")->capture_default_str()->check(CLI::PositiveNumber);
     cmd->add_option("--calib-len", a->calib_len, "Tokens per calibration segment")->capture_default_str()->check(CLI::Range(2, 1 << 20));
     cmd->add_option("--seed", a->seed, "Seed for the choice of calibration segments")->capture_default_str();
+    cmd->add_option("--calib-sinks", a->calib_sinks, "Sink tokens' rows in the Hessians: keep (GPTQ), exclude, downweight (SINKS.md §5)")
+        ->check(CLI::IsMember({"keep", "exclude", "downweight"}))
+        ->capture_default_str();
+    cmd->add_option("--calib-sink-tokens", a->calib_sink_tokens, "First positions of each calibration segment counted as sinks")
+        ->capture_default_str()->check(CLI::NonNegativeNumber);
     cmd->add_option("--plan", a->plan, "Per-layer settings from `planeq allocate` (plan.json)");
     cmd->add_flag("--quantize-head", a->quantize_head, "Quantize lm_head too (embeddings always stay 16-bit)");
     cmd->add_flag("--force", a->force, "Replace the output directory if it exists");

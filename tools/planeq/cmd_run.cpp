@@ -1,6 +1,8 @@
 // planeq run: stream generated text for a prompt.
 #include <cstdio>
+#include <fstream>
 
+#include "cache_args.hpp"
 #include "common.hpp"
 #include "loaded_model.hpp"
 #include "model/generate.hpp"
@@ -14,7 +16,25 @@ struct RunArgs {
     std::string model, prompt;
     int64_t n = 128, ctx = 0;
     SamplerOptions sampler;
+    CacheArgs cache;
+    bool ignore_eos = false;
+    int64_t memory_every = 0;
 };
+
+// Resident set size of this process in KiB (VmRSS of /proc/self/status; 0 where unavailable).
+int64_t rss_kib() {
+    std::ifstream in("/proc/self/status");
+    std::string key;
+    while (in >> key) {
+        if (key == "VmRSS:") {
+            int64_t v = 0;
+            in >> v;
+            return v;
+        }
+        std::getline(in, key);
+    }
+    return 0;
+}
 
 void run_run(const RunArgs& a) {
     apply_threads(a.common);
@@ -24,7 +44,10 @@ void run_run(const RunArgs& a) {
     opt.max_new_tokens = a.n;
     opt.ctx = a.ctx;
     opt.sampler = a.sampler;
-    opt.stop_ids = lm.model->config.eos_ids;
+    opt.stop_ids = a.ignore_eos ? std::vector<int32_t>{} : lm.model->config.eos_ids;
+    opt.cache = cache_options(a.cache, lm.model->config);
+    std::vector<std::pair<int64_t, int64_t>> rss;  // (generated tokens, VmRSS KiB)
+    if (a.memory_every > 0) rss.emplace_back(0, rss_kib());
 
     std::vector<int32_t> out;
     Utf8Stream stream;
@@ -34,14 +57,20 @@ void run_run(const RunArgs& a) {
     }
     const GenerateStats st = generate(*lm.model, prompt, opt, [&](int32_t id) {
         out.push_back(id);
+        if (a.memory_every > 0 && int64_t(out.size()) % a.memory_every == 0) {
+            rss.emplace_back(int64_t(out.size()), rss_kib());
+            if (!a.common.json) std::fprintf(stderr, "\n[memory] %lld tokens: VmRSS %lld KiB\n", (long long)out.size(), (long long)rss.back().second);
+        }
         if (!a.common.json && !lm.tokenizer->is_special(id)) {
             std::fputs(stream.push(lm.tokenizer->token_bytes(id)).c_str(), stdout);
             std::fflush(stdout);
         }
         return true;
     });
+    nlohmann::json mem = nlohmann::json::array();
+    for (auto [t, kib] : rss) mem.push_back({{"tokens", t}, {"vmrss_kib", kib}});
     if (a.common.json) {
-        print_json({{"prompt", a.prompt}, {"prompt_tokens", st.prompt_tokens}, {"text", lm.tokenizer->decode(out, true)},
+        print_json({{"cache", opt.cache.to_json()}, {"cache_bytes", st.cache_bytes}, {"memory", mem}, {"prompt", a.prompt}, {"prompt_tokens", st.prompt_tokens}, {"text", lm.tokenizer->decode(out, true)},
                     {"ids", out}, {"generated_tokens", st.generated_tokens}, {"stopped_at_eos", st.stopped_at_eos},
                     {"prompt_tokens_per_s", st.prompt_tokens_per_s()}, {"generate_tokens_per_s", st.generate_tokens_per_s()},
                     {"threads", thread_count()}});
@@ -67,7 +96,11 @@ void register_run(CLI::App& app) {
     cmd->add_option("--top-p", a->sampler.top_p, "Nucleus cut (1 = off)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
     cmd->add_option("--min-p", a->sampler.min_p, "Min-p cut (0 = off)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
     cmd->add_option("--seed", a->sampler.seed, "Sampling seed")->capture_default_str();
-    cmd->add_option("-c,--ctx", a->ctx, "KV cache size (default: prompt + n)")->check(CLI::NonNegativeNumber);
+    cmd->add_option("-c,--ctx", a->ctx, "KV cache size of --cache full (default: prompt + n)")->check(CLI::NonNegativeNumber);
+    add_cache_options(*cmd, a->cache);
+    cmd->add_flag("--ignore-eos", a->ignore_eos, "Do not stop at end-of-sequence tokens");
+    cmd->add_option("--memory-every", a->memory_every, "Sample the process's VmRSS every K generated tokens (0 = off)")
+        ->check(CLI::NonNegativeNumber);
     add_common(*cmd, a->common);
     cmd->callback([a] { run_run(*a); });
 }

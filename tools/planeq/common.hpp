@@ -31,5 +31,6 @@ void register_kld(CLI::App& app);
 void register_run(CLI::App& app);
 void register_info(CLI::App& app);
 void register_demo(CLI::App& app);
+void register_inspect(CLI::App& app);
 
 }  // namespace planeq::cli
