@@ -41,10 +41,10 @@ namespace {
 
 constexpr int kBK = 64;                     // columns per pipeline stage: one 128-byte swizzle row of fp16
 constexpr int kBN = 128;                    // tokens per CTA tile (the wgmma N)
-constexpr int kStages = 6;
+constexpr int kStages = 8;
 constexpr int kStageBytes = kBN * kBK * 2;  // 16 KB
 constexpr int kGemmThreads = 256;           // 2 consumer warpgroups; thread 0 also issues the stage copies
-constexpr int kAhead = kStages - 2;         // k-blocks whose copies are in flight ahead of the consumers
+constexpr int kAhead = kStages - 3;         // k-blocks whose copies are in flight ahead of the consumers
 constexpr int kGemmSmem = kStages * kStageBytes + 1024 + 2 * 8 * kStages;
 
 __device__ __forceinline__ uint32_t h2_mul(uint32_t a, uint32_t b) {
@@ -198,8 +198,8 @@ __global__ void __launch_bounds__(kGemmThreads, 1) plane_gemm_kernel(const __gri
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
     __syncthreads();
-    // Thread 0 refills the stage of k-block kb − 2 with k-block kb + kAhead at the top of iteration kb: both
-    // warpgroups released it a k-block earlier, so the wait on its "empty" barrier rarely stalls.
+    // Thread 0 refills the stage of k-block kb − 3 with k-block kb + kAhead at the top of iteration kb: both
+    // warpgroups released it (after its MMAs completed, at iteration kb − 2), so the wait rarely stalls.
     const uint8_t* xsrc = L.x16 + size_t(tt) * kBN * 128;
     auto produce = [&](int nk) {
         const int ns = nk % kStages;
@@ -249,11 +249,13 @@ __global__ void __launch_bounds__(kGemmThreads, 1) plane_gemm_kernel(const __gri
         for (int i = 0; i < 64; ++i) acc[rt][i] = 0.0f;
     uint32_t wc[RT][NW], cc[RT][NC], wn[RT][NW], cn[RT][NC];
     load(0, wc, cc);
-    for (int kb = 0; kb < L.kblocks; ++kb) {
+    // One k-block of MMAs stays in flight while the next is decoded: its A fragments live in the other buffer
+    // (the loop is unrolled by two so that the buffer index is a compile-time constant).
+    uint32_t abuf[2][4][RT][4];
+    auto step = [&](int kb, uint32_t (&a)[4][RT][4]) {
         const int s = kb % kStages;
         if (threadIdx.x == 0 && kb + kAhead < L.kblocks) produce(kb + kAhead);
         if (kb + 1 < L.kblocks) load(kb + 1, wn, cn);
-        uint32_t a[4][RT][4];  // the k-block's A fragments, decoded before waiting for its activations
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks)
 #pragma unroll
@@ -268,10 +270,8 @@ __global__ void __launch_bounds__(kGemmThreads, 1) plane_gemm_kernel(const __gri
 #pragma unroll
             for (int rt = 0; rt < RT; ++rt) wgmma_m64n128k16_rs(acc[rt], a[ks][rt], desc + 2 * ks);  // +32 bytes per k-step
         wgmma_commit();
-        wgmma_wait<0>();
-#pragma unroll
-        for (int rt = 0; rt < RT; ++rt) fence_acc(acc[rt]);
-        mbar_arrive(bar_empty + 8 * s);
+        wgmma_wait<1>();  // k-block kb − 1 is done: release its stage
+        if (kb > 0) mbar_arrive(bar_empty + 8 * ((kb - 1) % kStages));
 #pragma unroll
         for (int rt = 0; rt < RT; ++rt) {
 #pragma unroll
@@ -279,7 +279,14 @@ __global__ void __launch_bounds__(kGemmThreads, 1) plane_gemm_kernel(const __gri
 #pragma unroll
             for (int i = 0; i < NC; ++i) cc[rt][i] = cn[rt][i];
         }
+    };
+    for (int kb = 0; kb < L.kblocks; kb += 2) {  // kblocks = 4 · superchunks: even
+        step(kb, abuf[0]);
+        step(kb + 1, abuf[1]);
     }
+    wgmma_wait<0>();
+#pragma unroll
+    for (int rt = 0; rt < RT; ++rt) fence_acc(acc[rt]);
     // Epilogue: accumulator i holds row g + 8·((i >> 1) & 1), token 8·(i >> 2) + 2t + (i & 1) of the warp's 16 × 128.
 #pragma unroll
     for (int rt = 0; rt < RT; ++rt) {
