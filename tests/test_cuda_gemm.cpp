@@ -1,6 +1,6 @@
 // The prefill GEMM (plane formats on wgmma) against the CPU reference: the format's dequantize_rows, then an
 // f64 matmul. Bar: ‖y − ref‖ / ‖ref‖ ≤ 1e-3 on fresh random inputs; odd shapes (rows not a multiple of the
-// 128/256-row CTA tile or of 16, columns not a multiple of 256, tokens not a multiple of 128), both CTA row
+// 128/256-row CTA tile or of 16, columns not a multiple of 256, tokens not a multiple of 128), all three CTA
 // tiles, every plane configuration and group size; outputs are poisoned (NaN) first. Skips without a GPU.
 #include <gtest/gtest.h>
 
@@ -81,7 +81,7 @@ double gemm_error(const PackedWeight& w, int tokens, uint64_t seed, std::string*
     return e;
 }
 
-struct RowTile {  // forces the CTA row tile for a scope
+struct RowTile {  // forces the CTA tile (1: 128 rows × 128 tokens, 2: 256 × 128, 3: 128 × 256) for a scope
     explicit RowTile(int rt) { cuda::gemm_force_row_tile(rt); }
     ~RowTile() { cuda::gemm_force_row_tile(0); }
 };
@@ -92,13 +92,13 @@ TEST(CudaGemm, PlaneFormatsMatchReference) {
     for (const Case& c : kCases) {
         for (auto [R, C] : {std::pair<int64_t, int64_t>{37, 768}, {300, int64_t(c.group) * 5}}) {
             const PackedWeight w = make_weight(c, R, C, ++seed);
-            for (int rt : {1, 2}) {
+            for (int rt : {1, 2, 3}) {
                 RowTile force(rt);
                 for (int tokens : {1, 77, 130}) {
                     std::string why;
                     const double e = gemm_error(w, tokens, ++seed, &why);
                     EXPECT_LE(e, 1e-3) << c.format << " b" << c.bits << " g" << c.group << (c.sym ? " sym" : "") << " " << R << "x"
-                                       << C << " tokens " << tokens << " rows/CTA " << 128 * rt << ": " << why;
+                                       << C << " tokens " << tokens << " tile config " << rt << ": " << why;
                 }
             }
         }
@@ -109,7 +109,7 @@ TEST(CudaGemm, TwoBitAtLargerShapes) {  // many k-blocks (past the pipeline dept
     REQUIRE_GPU();
     for (const Case& c : {Case{"int", 2, 128, false}, Case{"bitplane", 2, 128, false}}) {
         const PackedWeight w = make_weight(c, 520, 4096, 77);
-        for (int rt : {0, 1, 2}) {
+        for (int rt : {0, 1, 2, 3}) {
             RowTile force(rt);
             std::string why;
             const double e = gemm_error(w, 300, 78 + uint64_t(rt), &why);
@@ -152,7 +152,7 @@ TEST(CudaGemm, MultiWeightLaunch) {
     }
     cuda::PrefillBufferPtr pb = cuda::make_prefill_buffer(tokens, C);
     cuda::prepare_prefill(*pb, dx.p, nullptr, C, tokens, nullptr);
-    for (int rt : {1, 2}) {
+    for (int rt : {1, 2, 3}) {
         RowTile force(rt);
         cuda::gemm_multi(wp.data(), yp.data(), 3, *pb, nullptr);
         CK(cudaDeviceSynchronize());
@@ -172,7 +172,7 @@ TEST(CudaGemm, RejectsMismatches) {
     cuda::PrefillBufferPtr pb = cuda::make_prefill_buffer(4, 768);
     cuda::prepare_prefill(*pb, dx.p, nullptr, 768, 4, nullptr);
     EXPECT_THROW(cuda::gemm(*gw, *pb, dy.p, nullptr), Error);  // prepared for another width
-    EXPECT_THROW(cuda::prepare_prefill(*pb, dx.p, nullptr, 768, 200, nullptr), Error);  // larger than the buffer
+    EXPECT_THROW(cuda::prepare_prefill(*pb, dx.p, nullptr, 768, 300, nullptr), Error);  // larger than the buffer (256 tokens)
     const PackedWeight d = random_weight(kFormatBF16, 16, 256, FormatParams{16, 0, false, false}, 1);
     cuda::GpuWeightPtr gd = cuda::upload(d);
     cuda::prepare_prefill(*pb, dx.p, nullptr, 256, 4, nullptr);

@@ -97,7 +97,8 @@ void prepare_prefill(PrefillBuffer& b, const float* x, const float* up, int64_t 
 // cuBLAS: gemv_cublas_bf16 takes any batch). Up to three weights with the same input in one launch.
 void gemm(const GpuWeight& w, const PrefillBuffer& b, float* y, cudaStream_t s);
 void gemm_multi(const GpuWeight* const* w, float* const* y, int n, const PrefillBuffer& b, cudaStream_t s);
-// Testing hook: force 128 (1) or 256 (2) weight rows per CTA; 0 = choose by the GPU's waves (default).
+// Testing hook: force the CTA tile, 1: 128 weight rows × 128 tokens, 2: 256 × 128, 3: 128 × 256; 0 = automatic
+// (by the GPU's waves; the environment variable PLANEQ_GEMM_TILE=1|2|3 forces one too).
 void gemm_force_row_tile(int rt);
 
 }  // namespace planeq::cuda

@@ -16,11 +16,14 @@
 //
 // CTA: two warpgroups (8 warps: 2 per SM sub-partition, so up to 255 registers a thread; a ninth, producer
 // warp would put 3 warps on one sub-partition's 16K registers and cap every thread at 168, which spills);
-// thread 0 also issues the bulk copies, kStages − 2 k-blocks ahead. Each consumer warpgroup owns 64·RT weight rows × 128 tokens (RT m64 tiles, 64·RT fp32 accumulators
-// per thread).
+// thread 0 also issues the bulk copies, kStages − 3 k-blocks ahead. Each consumer warpgroup owns 64·RT
+// weight rows × BN tokens (RT m64 tiles of wgmma.m64nBNk16, RT·BN/2 fp32 accumulators per thread); CTA tiles
+// 128 × 256 (the default when it fills the waves), 256 × 128 and 128 × 128.
 // The two consumers share every activation stage. Accuracy: fp16 activations and fp16 ŵ (one rounding
 // each), fp32 accumulation: ~3e-4 relative on random data (tests: ≤ 1e-3).
 #include <cuda_fp16.h>
+
+#include <cstdlib>
 
 #include "kernels/cuda/cuda_gemv.hpp"
 #include "kernels/cuda/gpu_weight.hpp"
@@ -40,12 +43,13 @@ void PrefillBufferDeleter::operator()(PrefillBuffer* p) const { delete p; }
 namespace {
 
 constexpr int kBK = 64;                     // columns per pipeline stage: one 128-byte swizzle row of fp16
-constexpr int kBN = 128;                    // tokens per CTA tile (the wgmma N)
-constexpr int kStages = 8;
-constexpr int kStageBytes = kBN * kBK * 2;  // 16 KB
+constexpr int kPadTokens = 256;             // token padding of the prefill buffer (the largest token tile)
+// Per token tile BN (the wgmma N, 128 or 256): pipeline stages of BN × 64 fp16 (16 or 32 KB).
+template <int BN>
+constexpr int gemm_stages() { return BN == 256 ? 6 : 8; }
+template <int BN>
+constexpr int gemm_smem() { return gemm_stages<BN>() * BN * kBK * 2 + 1024 + 16 * gemm_stages<BN>(); }
 constexpr int kGemmThreads = 256;           // 2 consumer warpgroups; thread 0 also issues the stage copies
-constexpr int kAhead = kStages - 3;         // k-blocks whose copies are in flight ahead of the consumers
-constexpr int kGemmSmem = kStages * kStageBytes + 1024 + 2 * 8 * kStages;
 
 __device__ __forceinline__ uint32_t h2_mul(uint32_t a, uint32_t b) {
     half2 r = __hmul2(*reinterpret_cast<half2*>(&a), *reinterpret_cast<half2*>(&b));
@@ -92,9 +96,10 @@ __device__ __forceinline__ void wgmma_wait() {
     asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
 // Keeps the compiler from moving accumulator reads/writes across the asynchronous MMAs.
-__device__ __forceinline__ void fence_acc(float (&d)[64]) {
+template <int N>
+__device__ __forceinline__ void fence_acc(float (&d)[N]) {
 #pragma unroll
-    for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i])::"memory");
+    for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 // Shared-memory matrix descriptor: K-major, 128-byte swizzle, 8-row groups 1024 bytes apart.
 __device__ __forceinline__ uint64_t smem_desc(uint32_t addr) {
@@ -102,11 +107,18 @@ __device__ __forceinline__ uint64_t smem_desc(uint32_t addr) {
 }
 // wgmma m64n128k16, fp16 A from registers (the warp's m16n8k16 A fragment), fp16 B from shared memory by descriptor,
 // fp32 accumulators d (the m16n8 C fragment repeated over the 16 n8 blocks). scale-d = 1: d += A·B.
-__device__ __forceinline__ void wgmma_m64n128k16_rs(float (&d)[64], const uint32_t (&a)[4], uint64_t desc) {
+__device__ __forceinline__ void wgmma_rs(float (&d)[64], const uint32_t (&a)[4], uint64_t desc) {
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
+__device__ __forceinline__ void wgmma_rs(float (&d)[128], const uint32_t (&a)[4], uint64_t desc) {  // m64n256k16
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %133, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, {%128, %129, %130, %131}, %132, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
 }
 
@@ -176,8 +188,10 @@ constexpr int plane_words_per_kblock() {  // Σ_p bits_p: a b-bit plane has b wo
     return s;
 }
 
-template <int F, int RT, int GK>
+template <int F, int RT, int GK, int BN>
 __global__ void __launch_bounds__(kGemmThreads, 1) plane_gemm_kernel(const __grid_constant__ GemmLaunch L) {
+    constexpr int kBN = BN, kStages = gemm_stages<BN>(), kStageBytes = BN * kBK * 2;
+    constexpr int kAhead = kStages - 3;  // k-blocks whose copies are in flight ahead of the consumers
     constexpr int P = plane_count(F);
     constexpr int NW = plane_words_per_kblock<F>();
     constexpr int NC = GK * plane_coef_bytes(F) / 2;  // coefficient words per k-block (GK groups × 2 rows)
@@ -242,11 +256,11 @@ __global__ void __launch_bounds__(kGemmThreads, 1) plane_gemm_kernel(const __gri
         }
     };
 
-    float acc[RT][64];
+    float acc[RT][BN / 2];
 #pragma unroll
     for (int rt = 0; rt < RT; ++rt)
 #pragma unroll
-        for (int i = 0; i < 64; ++i) acc[rt][i] = 0.0f;
+        for (int i = 0; i < BN / 2; ++i) acc[rt][i] = 0.0f;
     uint32_t wc[RT][NW], cc[RT][NC], wn[RT][NW], cn[RT][NC];
     load(0, wc, cc);
     // One k-block of MMAs stays in flight while the next is decoded: its A fragments live in the other buffer
@@ -268,7 +282,7 @@ __global__ void __launch_bounds__(kGemmThreads, 1) plane_gemm_kernel(const __gri
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks)
 #pragma unroll
-            for (int rt = 0; rt < RT; ++rt) wgmma_m64n128k16_rs(acc[rt], a[ks][rt], desc + 2 * ks);  // +32 bytes per k-step
+            for (int rt = 0; rt < RT; ++rt) wgmma_rs(acc[rt], a[ks][rt], desc + 2 * ks);  // +32 bytes per k-step
         wgmma_commit();
         wgmma_wait<1>();  // k-block kb − 1 is done: release its stage
         if (kb > 0) mbar_arrive(bar_empty + 8 * ((kb - 1) % kStages));
@@ -292,7 +306,7 @@ __global__ void __launch_bounds__(kGemmThreads, 1) plane_gemm_kernel(const __gri
     for (int rt = 0; rt < RT; ++rt) {
         const int rbase = row0 + rt * 64 + wi * 16 + g;
 #pragma unroll
-        for (int i = 0; i < 64; ++i) {
+        for (int i = 0; i < BN / 2; ++i) {
             const int row = rbase + 8 * ((i >> 1) & 1);
             const int tok = tt * kBN + 8 * (i >> 2) + 2 * t + (i & 1);
             if (row < pr.rows && tok < L.tokens) pr.y[int64_t(tok) * pr.rows + row] = acc[rt][i];
@@ -344,38 +358,39 @@ __global__ void prep_prefill_kernel(const float* __restrict__ x, const float* __
     }
 }
 
-template <int F, int RT, int GK>
+template <int F, int RT, int GK, int BN>
 void launch_gemm(const GemmLaunch& L0, cudaStream_t s) {
     static const bool opted_in = [] {
-        PLANEQ_CUDA_CHECK(cudaFuncSetAttribute(plane_gemm_kernel<F, RT, GK>, cudaFuncAttributeMaxDynamicSharedMemorySize, kGemmSmem));
+        PLANEQ_CUDA_CHECK(cudaFuncSetAttribute(plane_gemm_kernel<F, RT, GK, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, gemm_smem<BN>()));
         return true;
     }();
     (void)opted_in;
     GemmLaunch L = L0;
+    L.tok_tiles = (L.tokens + BN - 1) / BN;
     int blocks = 0;
     for (int i = 0; i < L.nprob; ++i) {
         L.prob[i].block_begin = blocks;
         blocks += (L.prob[i].rows + 128 * RT - 1) / (128 * RT) * L.tok_tiles;
     }
-    plane_gemm_kernel<F, RT, GK><<<blocks, kGemmThreads, kGemmSmem, s>>>(L);
+    plane_gemm_kernel<F, RT, GK, BN><<<blocks, kGemmThreads, gemm_smem<BN>(), s>>>(L);
 }
 
-template <int F, int RT>
+template <int F, int RT, int BN>
 void launch_gemm_gk(const GemmLaunch& L, int group, cudaStream_t s) {
-    if (group == 32) launch_gemm<F, RT, 2>(L, s);
-    else launch_gemm<F, RT, 1>(L, s);
+    if (group == 32) launch_gemm<F, RT, 2, BN>(L, s);
+    else launch_gemm<F, RT, 1, BN>(L, s);
 }
 
-template <int RT>
+template <int RT, int BN>
 void launch_gemm_fmt(int f, const GemmLaunch& L, int group, cudaStream_t s) {
     switch (f) {
-        case kInt2: return launch_gemm_gk<kInt2, RT>(L, group, s);
-        case kInt3: return launch_gemm_gk<kInt3, RT>(L, group, s);
-        case kInt4: return launch_gemm_gk<kInt4, RT>(L, group, s);
-        case kBit2: return launch_gemm_gk<kBit2, RT>(L, group, s);
-        case kBit3: return launch_gemm_gk<kBit3, RT>(L, group, s);
-        case kBit4: return launch_gemm_gk<kBit4, RT>(L, group, s);
-        case kTrit: return launch_gemm_gk<kTrit, RT>(L, group, s);
+        case kInt2: return launch_gemm_gk<kInt2, RT, BN>(L, group, s);
+        case kInt3: return launch_gemm_gk<kInt3, RT, BN>(L, group, s);
+        case kInt4: return launch_gemm_gk<kInt4, RT, BN>(L, group, s);
+        case kBit2: return launch_gemm_gk<kBit2, RT, BN>(L, group, s);
+        case kBit3: return launch_gemm_gk<kBit3, RT, BN>(L, group, s);
+        case kBit4: return launch_gemm_gk<kBit4, RT, BN>(L, group, s);
+        case kTrit: return launch_gemm_gk<kTrit, RT, BN>(L, group, s);
     }
     fail("cuda gemm: bad plane format id");
 }
@@ -394,7 +409,7 @@ int sm_count() {
 
 PrefillBufferPtr make_prefill_buffer(int64_t max_tokens, int64_t max_cols) {
     PrefillBufferPtr b(new PrefillBuffer);
-    const int64_t tp = (max_tokens + kBN - 1) / kBN * kBN, cp = (max_cols + kSuperCols - 1) / kSuperCols * kSuperCols;
+    const int64_t tp = (max_tokens + kPadTokens - 1) / kPadTokens * kPadTokens, cp = (max_cols + kSuperCols - 1) / kSuperCols * kSuperCols;
     b->cap_bytes = tp * cp * 2;
     PLANEQ_CUDA_CHECK(cudaMalloc(&b->x16, size_t(b->cap_bytes)));
     return b;
@@ -402,7 +417,7 @@ PrefillBufferPtr make_prefill_buffer(int64_t max_tokens, int64_t max_cols) {
 
 void prepare_prefill(PrefillBuffer& b, const float* x, const float* up, int64_t cols, int tokens, cudaStream_t s, bool rms_norm) {
     if (tokens < 1) fail("cuda prefill: tokens must be ≥ 1");
-    const int64_t tp = (tokens + kBN - 1) / kBN * kBN, cp = (cols + kSuperCols - 1) / kSuperCols * kSuperCols;
+    const int64_t tp = (tokens + kPadTokens - 1) / kPadTokens * kPadTokens, cp = (cols + kSuperCols - 1) / kSuperCols * kSuperCols;
     if (tp * cp * 2 > b.cap_bytes) fail("cuda prefill: buffer too small for " + std::to_string(tokens) + " × " + std::to_string(cols));
     prep_prefill_kernel<<<int(tp), 256, 0, s>>>(x, up, int(cols), int(cp), tokens, int(tp), rms_norm, static_cast<uint8_t*>(b.x16));
     PLANEQ_CUDA_CHECK(cudaGetLastError());
@@ -410,22 +425,32 @@ void prepare_prefill(PrefillBuffer& b, const float* x, const float* up, int64_t 
 }
 
 namespace {
-int g_force_row_tile = 0;
+int g_force_tile = -1;  // -1: not read yet; 0: automatic
 }
-void gemm_force_row_tile(int rt) { g_force_row_tile = rt == 1 || rt == 2 ? rt : 0; }
+void gemm_force_row_tile(int cfg) { g_force_tile = cfg >= 1 && cfg <= 3 ? cfg : 0; }
 
-int gemm_row_tile(const GpuWeight* const* w, int n, int tokens) {
-    if (g_force_row_tile) return g_force_row_tile;
-    // Rows per CTA: 256 (RT = 2, half the activation traffic per MMA) unless 128 fills the GPU's waves better.
-    const int tok_tiles = (tokens + kBN - 1) / kBN, sms = sm_count();
-    int64_t best = 0, best_rt = 2;
-    for (int rt : {2, 1}) {
-        int64_t ctas = 0;
-        for (int i = 0; i < n; ++i) ctas += (w[i]->rows + 128 * rt - 1) / (128 * rt) * tok_tiles;
-        const int64_t cost = (ctas + sms - 1) / sms * rt;  // waves × work per CTA
-        if (rt == 2 || cost < best) best = cost, best_rt = rt;
+// CTA tile: 1 = 128 rows × 128 tokens, 2 = 256 × 128 (half the activation traffic per MMA), 3 = 128 × 256
+// (half the decode work and register-A traffic per MMA). PLANEQ_GEMM_TILE=1|2|3 forces one (benchmarks).
+int gemm_tile_config(const GpuWeight* const* w, int n, int tokens) {
+    if (g_force_tile < 0) {
+        const char* e = std::getenv("PLANEQ_GEMM_TILE");
+        g_force_tile = e && e[0] >= '1' && e[0] <= '3' ? e[0] - '0' : 0;
     }
-    return int(best_rt);
+    if (g_force_tile) return g_force_tile;
+    // Waves × work per CTA (in 128 × 128 units); ties go to the larger tiles, 128 × 256 first (measured
+    // fastest at 2048 tokens: half the decode and register-A work per MMA).
+    const int sms = sm_count();
+    int64_t best = 0;
+    int best_cfg = 3;
+    for (int cfg : {3, 2, 1}) {
+        const int rows_cta = cfg == 2 ? 256 : 128, toks_cta = cfg == 3 ? 256 : 128;
+        const int64_t tok_tiles = (tokens + toks_cta - 1) / toks_cta;
+        int64_t ctas = 0;
+        for (int i = 0; i < n; ++i) ctas += (w[i]->rows + rows_cta - 1) / rows_cta * tok_tiles;
+        const int64_t cost = (ctas + sms - 1) / sms * (cfg == 1 ? 1 : 2);
+        if (cfg == 3 || cost < best) best = cost, best_cfg = cfg;
+    }
+    return best_cfg;
 }
 
 void gemm_multi(const GpuWeight* const* w, float* const* y, int n, const PrefillBuffer& b, cudaStream_t s) {
@@ -438,7 +463,7 @@ void gemm_multi(const GpuWeight* const* w, float* const* y, int n, const Prefill
     L.nprob = n, L.supers = int(w0.supers), L.kblocks = int(w0.supers * 4);
     L.coef_block = coef_block_bytes(w0.fmt, kSuperCols / w0.group);
     L.group_shift = w0.group == 32 ? 5 : w0.group == 64 ? 6 : w0.group == 128 ? 7 : 8;
-    L.tokens = b.tokens, L.tokens_pad = b.tokens_pad, L.tok_tiles = b.tokens_pad / kBN;
+    L.tokens = b.tokens, L.tokens_pad = b.tokens_pad;
     for (int p = 0; p < 11; ++p) L.expo[p] = (uint32_t(25 - p) << 10) * 0x10001u;
     L.x16 = static_cast<const uint8_t*>(b.x16);
     for (int i = 0; i < n; ++i) {
@@ -450,8 +475,11 @@ void gemm_multi(const GpuWeight* const* w, float* const* y, int n, const Prefill
         p.coefs = static_cast<const uint8_t*>(wi.coefs);
         p.y = y[i], p.rows = int(wi.rows), p.tiles = int(wi.tiles);
     }
-    if (gemm_row_tile(w, n, b.tokens) == 2) launch_gemm_fmt<2>(w0.fmt, L, w0.group, s);
-    else launch_gemm_fmt<1>(w0.fmt, L, w0.group, s);
+    switch (gemm_tile_config(w, n, b.tokens)) {
+        case 1: launch_gemm_fmt<1, 128>(w0.fmt, L, w0.group, s); break;
+        case 3: launch_gemm_fmt<1, 256>(w0.fmt, L, w0.group, s); break;
+        default: launch_gemm_fmt<2, 128>(w0.fmt, L, w0.group, s);
+    }
     PLANEQ_CUDA_CHECK(cudaGetLastError());
 }
 
