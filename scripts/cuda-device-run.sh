@@ -12,7 +12,7 @@ export LD_LIBRARY_PATH=$PWD/$C/lib:/usr/local/cuda/lib64:${cub}:${LD_LIBRARY_PAT
 export OMP_NUM_THREADS=16
 { nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,clocks.max.sm,power.draw --format=csv; ldd $C/planeq | grep -i "not found\|cublas\|cudart"; } 2>&1 | tee $OUT/env.txt
 $C/planeq_tests --gtest_brief=1 2>&1 | tee $OUT/tests.log | tail -25
-B="$C/planeq bench --device cuda --shape llama3-8b -n 100 -r 5"
+B="$C/planeq bench --device cuda --shape llama3-8b -p 0 -n 100 -r 5"
 run() { echo "### $*"; timeout 300 $B "$@" 2>&1; }
 {
   run --format int --bits 2 --group 128

@@ -48,7 +48,8 @@ void run_bench_on_gpu(BenchArgs& a) {
 #ifdef PLANEQ_HAVE_CUDA
     if (a.shape.empty()) fail("--device cuda needs --shape (random weights at a real shape)");
     CudaBenchOptions o;
-    o.shape = a.shape, o.format = a.format, o.params = a.params, o.generate = std::max<int64_t>(a.generate, 1), o.reps = a.reps;
+    o.shape = a.shape, o.format = a.format, o.params = a.params, o.generate = a.generate, o.reps = a.reps;
+    o.prompt = a.prompt;
     o.batch = a.batch, o.baseline = !a.no_baseline, o.text = !a.common.json;
     const nlohmann::json j = run_bench_cuda(o);
     if (a.common.json) print_json(j);
@@ -188,7 +189,7 @@ void register_bench(CLI::App& app) {
     cmd->add_flag("--no-bandwidth", a->no_bandwidth, "Skip the memory bandwidth measurement");
     cmd->add_flag("--quantize-head", a->quantize_head, "With --shape: lm_head in the linears' format too (default bf16), as quantize --quantize-head");
     cmd->add_flag("--sym", a->params.sym, "Symmetric int weights (with --shape --format int)");
-    cmd->add_option("--device", a->device, "cpu, or cuda (GPU decode of the shape's linear stack; needs --shape)")->capture_default_str();
+    cmd->add_option("--device", a->device, "cpu, or cuda (GPU prefill (-p) and decode (-n) of the shape's linear stack; needs --shape)")->capture_default_str();
     cmd->add_option("--batch", a->batch, "Tokens decoded together on the GPU (1 … 16)")->capture_default_str()->check(CLI::Range(1, 16));
     cmd->add_flag("--no-baseline", a->no_baseline, "GPU: skip the cuBLAS bf16 baseline stack");
     add_cache_options(*cmd, a->cache);

@@ -1,4 +1,5 @@
-// planeq bench --device cuda: the decoder's linear layers (all 7 per layer, q/k/v and gate/up fused into
+// planeq bench --device cuda: prefill (-p P: the stack for P tokens at once, plane GEMM vs cuBLAS bf16) and
+// decode (-n): the decoder's linear layers (all 7 per layer, q/k/v and gate/up fused into
 // one launch each) plus a bf16 lm_head, for every layer of the shape, replayed as one CUDA graph per token
 // (batch-1 decode is launch-bound otherwise). Attention, norms and RoPE are not run: this measures what the
 // weight formats decide, the weight streaming. Reported next to a cudaMemcpy device-to-device bandwidth
@@ -307,12 +308,159 @@ nlohmann::json bench_stack(const ModelConfig& c, const std::string& format, cons
     return j;
 }
 
+// ---- prefill: the same linear stack for P tokens at once (the plane GEMM on wgmma; cuBLAS for bf16) ----
+
+struct PrefillBuffers {
+    int64_t H, Q, KV, I;
+    int P;
+    float *h, *q, *k, *v, *o, *g, *u, *a;
+    uint16_t* xb;
+    cuda::PrefillBufferPtr pb;
+    PrefillBuffers(int64_t H_, int64_t Q_, int64_t KV_, int64_t I_, int P_) : H(H_), Q(Q_), KV(KV_), I(I_), P(P_) {
+        for (auto [p, n] : {std::pair<float**, int64_t>{&h, H}, {&q, Q}, {&k, KV}, {&v, KV}, {&o, H}, {&g, I}, {&u, I}, {&a, I}}) {
+            CK(cudaMalloc(p, size_t(n * P) * 4));
+            CK(cudaMemset(*p, 0, size_t(n * P) * 4));
+        }
+        CK(cudaMalloc(&xb, size_t(std::max(H, I) * P) * 2));
+        pb = cuda::make_prefill_buffer(P, std::max(H, I));
+    }
+    ~PrefillBuffers() {
+        for (float* p : {h, q, k, v, o, g, u, a}) cudaFree(p);
+        cudaFree(xb);
+    }
+};
+
+// One prefill forward of the linear stack (no head: prefill needs logits of the last token only).
+void forward_prefill(const Stack& st, PrefillBuffers& b, bool cublas, cudaStream_t s) {
+    const int P = b.P;
+    for (const Layer& L : st.layers) {
+        const cuda::GpuWeight* qkv[3] = {L.q.get(), L.k.get(), L.v.get()};
+        float* qkv_y[3] = {b.q, b.k, b.v};
+        const cuda::GpuWeight* gu[2] = {L.gate.get(), L.up.get()};
+        float* gu_y[2] = {b.g, b.u};
+        if (!cublas) {
+            cuda::prepare_prefill(*b.pb, b.h, nullptr, b.H, P, s, true);
+            cuda::gemm_multi(qkv, qkv_y, 3, *b.pb, s);
+            cuda::prepare_prefill(*b.pb, b.q, nullptr, b.Q, P, s, true);
+            cuda::gemm(*L.o, *b.pb, b.o, s);
+            cuda::prepare_prefill(*b.pb, b.o, nullptr, b.H, P, s, true);
+            cuda::gemm_multi(gu, gu_y, 2, *b.pb, s);
+            cuda::prepare_prefill(*b.pb, b.g, b.u, b.I, P, s, true);  // silu(gate)·up fused
+            cuda::gemm(*L.down, *b.pb, b.h, s);
+        } else {
+            cuda::gemv_cublas_bf16(*L.q, b.h, b.xb, P, b.q, s);
+            cuda::gemv_cublas_bf16(*L.k, b.h, b.xb, P, b.k, s);
+            cuda::gemv_cublas_bf16(*L.v, b.h, b.xb, P, b.v, s);
+            cuda::gemv_cublas_bf16(*L.o, b.q, b.xb, P, b.o, s);
+            cuda::gemv_cublas_bf16(*L.gate, b.o, b.xb, P, b.g, s);
+            cuda::gemv_cublas_bf16(*L.up, b.o, b.xb, P, b.u, s);
+            cuda::silu_mul(b.g, b.u, b.a, b.I * P, s);
+            cuda::gemv_cublas_bf16(*L.down, b.a, b.xb, P, b.h, s);
+        }
+    }
+}
+
+double stack_flops(const Stack& st, int P) {  // 2 · P · Σ rows · cols over the layers' linears
+    double f = 0;
+    for (const Layer& L : st.layers)
+        for (const GpuWeightPtr* w : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down})
+            f += 2.0 * P * double(cuda::rows(**w)) * double(cuda::cols(**w));
+    return f;
+}
+
+// Prefill tokens/s: one forward captured as a graph, replayed `reps` times (each timed), median.
+nlohmann::json time_prefill(const Stack& st, PrefillBuffers& b, bool cublas, int reps, cudaStream_t s) {
+    std::vector<float> h0(size_t(b.H * b.P));
+    for (size_t i = 0; i < h0.size(); ++i) h0[i] = float(std::sin(0.37 * double(i) + 0.1));
+    CK(cudaMemcpy(b.h, h0.data(), h0.size() * 4, cudaMemcpyHostToDevice));
+    forward_prefill(st, b, cublas, s);  // eager warm-up
+    CK(cudaStreamSynchronize(s));
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    forward_prefill(st, b, cublas, s);
+    CK(cudaStreamEndCapture(s, &graph));
+    CK(cudaGraphInstantiate(&exec, graph, 0));
+    Events ev;
+    std::vector<double> t;
+    for (int r = 0; r <= reps; ++r) {
+        CK(cudaEventRecord(ev.a, s));
+        CK(cudaGraphLaunch(exec, s));
+        CK(cudaEventRecord(ev.b, s));
+        const double sec = ev.seconds();
+        if (r > 0) t.push_back(sec);
+    }
+    std::vector<float> out(64);
+    CK(cudaMemcpy(out.data(), b.h, out.size() * 4, cudaMemcpyDeviceToHost));
+    for (float x : out)
+        if (!std::isfinite(x)) fail("bench: non-finite prefill output (the stack's activations overflowed)");
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    const double sec = median(t), fl = stack_flops(st, b.P);
+    return {{"tokens", b.P}, {"tokens_per_s", b.P / sec}, {"min", b.P / *std::max_element(t.begin(), t.end())},
+            {"max", b.P / *std::min_element(t.begin(), t.end())}, {"ms", sec * 1e3}, {"tflops", fl / sec / 1e12},
+            {"kernel", cublas ? "cublas" : "planeq"}};
+}
+
+// One GEMM shape alone (activation conversion included, as in the stack), µs and TFLOP/s, median of 10.
+nlohmann::json time_gemm_shape(const GpuWeightPtr& w, PrefillBuffers& b, bool cublas, cudaStream_t s) {
+    const int64_t R = cuda::rows(*w), C = cuda::cols(*w);
+    std::vector<float> x(size_t(C * b.P));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = float(std::cos(0.71 * double(i)));
+    CK(cudaMemcpy(b.a, x.data(), x.size() * 4, cudaMemcpyHostToDevice));
+    auto launch = [&] {
+        if (cublas) cuda::gemv_cublas_bf16(*w, b.a, b.xb, b.P, b.g, s);
+        else cuda::prepare_prefill(*b.pb, b.a, nullptr, C, b.P, s), cuda::gemm(*w, *b.pb, b.g, s);
+    };
+    launch();
+    CK(cudaStreamSynchronize(s));
+    Events ev;
+    std::vector<double> t;
+    for (int r = 0; r < 11; ++r) {
+        CK(cudaEventRecord(ev.a, s));
+        for (int i = 0; i < 5; ++i) launch();
+        CK(cudaEventRecord(ev.b, s));
+        const double sec = ev.seconds() / 5;
+        if (r > 0) t.push_back(sec);
+    }
+    const double us = median(t) * 1e6;
+    return {{"rows", R}, {"cols", C}, {"tokens", b.P}, {"us", us}, {"tflops", 2.0 * b.P * double(R) * double(C) / (us * 1e-6) / 1e12},
+            {"kernel", cublas ? "cublas" : "planeq"}};
+}
+
+void print_prefill(const char* label, const nlohmann::json& j) {
+    std::printf("%-28s prefill pp%-5d %9.1f tokens/s (min %.1f, max %.1f), %8.2f ms/forward, %6.1f TFLOP/s\n", label, j["tokens"].get<int>(),
+                j["tokens_per_s"].get<double>(), j["min"].get<double>(), j["max"].get<double>(), j["ms"].get<double>(), j["tflops"].get<double>());
+}
+
+nlohmann::json bench_prefill(const ModelConfig& c, const std::string& format, const FormatParams& p, const CudaBenchOptions& o,
+                             cudaStream_t s) {
+    Stack st = build_stack(c, format, p, o.text);
+    PrefillBuffers b(c.hidden, c.q_dim(), c.kv_dim(), c.intermediate, int(o.prompt));
+    nlohmann::json j{{"format", format}, {"weights", cuda::describe(*st.layers[0].q)}};
+    if (!st.dense) j["params"] = p.to_json();
+    j["prefill"] = time_prefill(st, b, st.dense, o.reps, s);
+    if (o.text) print_prefill((st.dense ? "cuBLAS bf16" : "planeq " + format).c_str(), j["prefill"]);
+    const Layer& L = st.layers[0];
+    if (o.text) std::printf("single GEMM, %lld tokens (%s, activation conversion included):\n", (long long)o.prompt, st.dense ? "cuBLAS" : "planeq");
+    for (auto [name, w] : std::vector<std::pair<const char*, const GpuWeightPtr*>>{{"q/o", &L.q}, {"k/v", &L.k}, {"gate/up", &L.gate}, {"down", &L.down}}) {
+        nlohmann::json r = time_gemm_shape(*w, b, st.dense, s);
+        if (o.text)
+            std::printf("  %-10s %6lldx%-6lld %9.1f us %7.1f TFLOP/s\n", name, r["rows"].get<long long>(), r["cols"].get<long long>(),
+                        r["us"].get<double>(), r["tflops"].get<double>());
+        j["shapes"].push_back(r);
+    }
+    return j;
+}
+
 }  // namespace
 
 nlohmann::json run_bench_cuda(const CudaBenchOptions& o) {
     std::string why;
     if (!cuda::device_available(&why)) fail("--device cuda: " + why);
     if (o.batch < 1 || o.batch > 16) fail("--batch must be 1 … 16 on the GPU");
+    if (o.prompt < 0 || o.prompt > 65536) fail("--prompt must be 0 … 65536 on the GPU");
+    if (o.prompt == 0 && o.generate == 0) fail("nothing to run: give -p (prefill tokens) and/or -n (decode steps)");
     cudaDeviceProp prop{};
     CK(cudaGetDeviceProperties(&prop, 0));
     cudaStream_t s;
@@ -326,13 +474,25 @@ nlohmann::json run_bench_cuda(const CudaBenchOptions& o) {
     const bool dense = o.format == "bf16";
     FormatParams p = o.params;
     if (o.format == "tritplane") p.bits = 2;
-    j["result"] = bench_stack(c, o.format, p, o, copy_gbs, s, dense && o.baseline);
-    if (!dense && o.baseline) {
-        if (o.text) std::printf("baseline: the same stack in bf16\n");
-        j["baseline"] = bench_stack(c, "bf16", FormatParams{16, 0, false, false}, o, copy_gbs, s, true);
-        const double ours = j["result"]["decode"]["tokens_per_s"], theirs = j["baseline"]["decode_cublas"]["tokens_per_s"];
-        j["speedup_vs_cublas_bf16"] = ours / theirs;
-        if (o.text) std::printf("%s decode vs cuBLAS bf16: %.2fx tokens/s\n", o.format.c_str(), ours / theirs);
+    if (o.generate > 0) {
+        j["result"] = bench_stack(c, o.format, p, o, copy_gbs, s, dense && o.baseline);
+        if (!dense && o.baseline) {
+            if (o.text) std::printf("baseline: the same stack in bf16\n");
+            j["baseline"] = bench_stack(c, "bf16", FormatParams{16, 0, false, false}, o, copy_gbs, s, true);
+            const double ours = j["result"]["decode"]["tokens_per_s"], theirs = j["baseline"]["decode_cublas"]["tokens_per_s"];
+            j["speedup_vs_cublas_bf16"] = ours / theirs;
+            if (o.text) std::printf("%s decode vs cuBLAS bf16: %.2fx tokens/s\n", o.format.c_str(), ours / theirs);
+        }
+    }
+    if (o.prompt > 0) {
+        if (o.text) std::printf("prefill: %lld tokens through the %d layers' linears (no head)\n", (long long)o.prompt, int(c.n_layers));
+        j["prefill"] = bench_prefill(c, o.format, p, o, s);
+        if (!dense && o.baseline) {
+            j["prefill_baseline"] = bench_prefill(c, "bf16", FormatParams{16, 0, false, false}, o, s);
+            const double ours = j["prefill"]["prefill"]["tokens_per_s"], theirs = j["prefill_baseline"]["prefill"]["tokens_per_s"];
+            j["prefill_speedup_vs_cublas_bf16"] = ours / theirs;
+            if (o.text) std::printf("%s prefill pp%lld vs cuBLAS bf16: %.3fx tokens/s\n", o.format.c_str(), (long long)o.prompt, ours / theirs);
+        }
     }
     cudaStreamDestroy(s);
     return j;

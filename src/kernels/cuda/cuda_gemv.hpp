@@ -78,4 +78,27 @@ void gemv_cublas_bf16(const GpuWeight& w, const float* x, uint16_t* xbf16, int b
 // out[i] = silu(g[i]) · u[i] for n values (the dense MLP's activation; plane formats fuse it into prepare_act).
 void silu_mul(const float* g, const float* u, float* out, int64_t n, cudaStream_t s);
 
+// ---- Prefill (many tokens): the plane GEMM on wgmma (gemm_planes.cu) ----
+// Activations for the plane GEMM: x converted once to fp16 in the GPU's shared-memory image (docs/cuda.md).
+struct PrefillBuffer;
+struct PrefillBufferDeleter {
+    void operator()(PrefillBuffer* b) const;
+};
+using PrefillBufferPtr = std::unique_ptr<PrefillBuffer, PrefillBufferDeleter>;
+PrefillBufferPtr make_prefill_buffer(int64_t max_tokens, int64_t max_cols);
+
+// Prepares x (device, [tokens × cols] f32 row-major) for gemm(): with `up`, silu(x)·up; with `rms_norm`, each
+// token is divided by rms(x) = sqrt(mean(x²) + 1e-5) first (RMSNorm's scale; the result is W x / rms(x), as
+// for the GEMV). Values must fit fp16 after that (|x| < 65504).
+void prepare_prefill(PrefillBuffer& b, const float* x, const float* up, int64_t cols, int tokens, cudaStream_t s,
+                     bool rms_norm = false);
+
+// y[tokens × rows] = x · Ŵᵀ (f32 out) for the tokens `b` was prepared with; plane formats only (bf16 prefill is
+// cuBLAS: gemv_cublas_bf16 takes any batch). Up to three weights with the same input in one launch.
+void gemm(const GpuWeight& w, const PrefillBuffer& b, float* y, cudaStream_t s);
+void gemm_multi(const GpuWeight* const* w, float* const* y, int n, const PrefillBuffer& b, cudaStream_t s);
+// Testing hook: force the CTA tile, 1: 128 weight rows × 128 tokens, 2: 256 × 128, 3: 128 × 256; 0 = automatic
+// (by the GPU's waves; the environment variable PLANEQ_GEMM_TILE=1|2|3 forces one too).
+void gemm_force_row_tile(int rt);
+
 }  // namespace planeq::cuda

@@ -1,0 +1,98 @@
+// Shared by the GPU tests (test_cuda_*.cpp): random inputs and weights, the CPU reference (the format's
+// dequantize_rows + an f64 matmul), the relative error, and the GPU guard.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <cuda_runtime.h>
+
+#include "core/half.hpp"
+#include "formats/format.hpp"
+#include "formats/int_group.hpp"
+#include "kernels/cuda/cuda_gemv.hpp"
+#include "model/synthetic.hpp"
+
+namespace planeq::cuda_test {
+
+#define REQUIRE_GPU()                                                            \
+    do {                                                                         \
+        std::string why_;                                                        \
+        if (!cuda::device_available(&why_)) GTEST_SKIP() << "no GPU: " << why_; \
+    } while (0)
+
+#define CK(expr) ASSERT_EQ((expr), cudaSuccess) << #expr
+
+struct DevBuf {
+    float* p = nullptr;
+    explicit DevBuf(size_t n) { EXPECT_EQ(cudaMalloc(&p, n * sizeof(float)), cudaSuccess); }
+    ~DevBuf() { cudaFree(p); }
+};
+
+inline std::vector<float> random_vec(size_t n, std::mt19937_64& rng) {
+    std::normal_distribution<float> d(0.0f, 1.0f);
+    std::vector<float> v(n);
+    for (float& x : v) x = d(rng);
+    return v;
+}
+
+// An int weight with random codes, scales and zero points (random_weight fixes the zeros at 2^(b−1)).
+inline PackedWeight random_int(int64_t R, int64_t C, int bits, int group, bool sym, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    const int64_t G = C / group, maxq = (1 << bits) - 1;
+    std::vector<uint8_t> codes(size_t(R * C)), zeros(size_t(R * G));
+    std::vector<uint16_t> scales(size_t(R * G));
+    for (auto& c : codes) c = uint8_t(rng() % uint64_t(maxq + 1));
+    for (auto& z : zeros) z = uint8_t(rng() % uint64_t(maxq + 1));
+    std::uniform_real_distribution<float> u(0.005f, 0.05f);
+    for (auto& s : scales) s = f32_to_f16(u(rng));
+    return pack_int_group(R, C, FormatParams{bits, group, sym, false}, codes, scales, zeros, {});
+}
+
+// ref[n][r] = Σ_c W[r][c] · a[n][c] in f64, W from the format's reference dequantizer.
+inline std::vector<double> reference(const PackedWeight& w, const std::vector<float>& a, int batch) {
+    std::vector<float> W(size_t(w.rows * w.cols));
+    w.format->dequantize_rows(w, 0, w.rows, W.data());
+    std::vector<double> y(size_t(batch * w.rows), 0.0);
+    for (int n = 0; n < batch; ++n)
+        for (int64_t r = 0; r < w.rows; ++r) {
+            double s = 0;
+            for (int64_t c = 0; c < w.cols; ++c) s += double(W[size_t(r * w.cols + c)]) * double(a[size_t(n * w.cols + c)]);
+            y[size_t(n * w.rows + r)] = s;
+        }
+    return y;
+}
+
+inline double rel_error(const std::vector<float>& y, const std::vector<double>& ref) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < y.size(); ++i) {
+        if (!std::isfinite(y[i])) return INFINITY;  // unwritten (poisoned) or broken
+        num += (double(y[i]) - ref[i]) * (double(y[i]) - ref[i]);
+        den += ref[i] * ref[i];
+    }
+    return std::sqrt(num / den);
+}
+
+struct Case {
+    const char* format;
+    int bits, group;
+    bool sym;
+};
+
+inline const Case kCases[] = {
+    {"int", 2, 32, false},  {"int", 2, 128, false}, {"int", 2, 256, true},  {"int", 3, 64, false},
+    {"int", 3, 128, true},  {"int", 4, 32, true},   {"int", 4, 128, false}, {"int", 4, 256, false},
+    {"bitplane", 2, 32, false}, {"bitplane", 2, 128, false}, {"bitplane", 3, 64, false}, {"bitplane", 3, 256, false},
+    {"bitplane", 4, 128, false}, {"tritplane", 2, 32, false}, {"tritplane", 2, 128, false}, {"tritplane", 2, 256, false},
+};
+
+inline PackedWeight make_weight(const Case& c, int64_t R, int64_t C, uint64_t seed) {
+    if (std::string(c.format) == "int") return random_int(R, C, c.bits, c.group, c.sym, seed);
+    return random_weight(*find_format(c.format), R, C, FormatParams{c.bits, c.group, false, false}, seed);
+}
+
+}  // namespace planeq::cuda_test
