@@ -9,6 +9,7 @@
 #include "formats/dense.hpp"
 #include "model/synthetic.hpp"
 #include "quant/calibration.hpp"
+#include "test_util.hpp"
 
 namespace planeq::test {
 
@@ -20,17 +21,6 @@ inline ModelConfig small_config(int64_t layers = 4, bool qwen = false) {
     c.max_position = 256, c.rms_eps = 1e-6, c.qk_norm = qwen;
     c.rope.theta = 10000;
     return c;
-}
-
-inline PackedWeight f32_weight(int64_t rows, int64_t cols, const std::vector<float>& v) {
-    PackedWeight w;
-    w.format = &kFormatF32;
-    w.rows = rows;
-    w.cols = cols;
-    w.params.bits = 32;
-    w.add_part(PartSpec{"weight", DType::F32, {rows, cols}},
-               std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(float)));
-    return w;
 }
 
 // Heavy-tailed random matrices (a mix of normals with per-row and per-column scales), so kurtosis and

@@ -49,14 +49,7 @@ void perturb(Linear& lin, double rel, uint32_t seed) {
     std::mt19937 rng(seed);
     std::normal_distribution<double> noise(0.0, sigma);
     for (float& v : w) v = float(v + noise(rng));
-    PackedWeight pw;
-    pw.format = &kFormatF32;
-    pw.rows = rows;
-    pw.cols = cols;
-    pw.params.bits = 32;
-    pw.add_part(PartSpec{"weight", DType::F32, {rows, cols}},
-                std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(w.data()), w.size() * sizeof(float)));
-    lin.weight = std::move(pw);
+    lin.weight = f32_weight(rows, cols, w);
 }
 
 // ---- statistics on hand-worked vectors ----

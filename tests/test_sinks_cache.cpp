@@ -4,10 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <fstream>
 #include <set>
 
 #include "core/cpu_features.hpp"
+#include "core/process_memory.hpp"
 #include "eval/perplexity.hpp"
 #include "formats/format.hpp"
 #include "model/forward.hpp"
@@ -210,20 +210,6 @@ TEST(SinkCache, EvictionChangesResultsOnlyAfterTheCacheFills) {
             ASSERT_GT(max_rel_diff(av, b), 1e-6) << t;
         }
     }
-}
-
-int64_t rss_kib() {
-    std::ifstream in("/proc/self/status");
-    std::string key;
-    while (in >> key) {
-        if (key == "VmRSS:") {
-            int64_t v = 0;
-            in >> v;
-            return v;
-        }
-        std::getline(in, key);
-    }
-    return 0;
 }
 
 // 100k generated tokens through a streaming cache: the cache never grows and neither does the process.

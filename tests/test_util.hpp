@@ -8,10 +8,25 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
+#include <vector>
+
+#include "formats/dense.hpp"
 
 namespace planeq::test {
 
 namespace fs = std::filesystem;
+
+// An f32 PackedWeight holding a copy of v ([rows × cols], row-major).
+inline PackedWeight f32_weight(int64_t rows, int64_t cols, const std::vector<float>& v) {
+    PackedWeight w;
+    w.format = &kFormatF32;
+    w.rows = rows;
+    w.cols = cols;
+    w.params.bits = 32;
+    w.add_part(PartSpec{"weight", DType::F32, {rows, cols}},
+               std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(float)));
+    return w;
+}
 
 inline fs::path source_dir() { return fs::path(PLANEQ_SOURCE_DIR); }
 inline fs::path bundled_model() { return source_dir() / "models" / "tiny-llama"; }

@@ -1,8 +1,8 @@
 // planeq run: stream generated text for a prompt.
 #include <cstdio>
-#include <fstream>
 
 #include "cache_args.hpp"
+#include "core/process_memory.hpp"
 #include "common.hpp"
 #include "loaded_model.hpp"
 #include "model/generate.hpp"
@@ -20,21 +20,6 @@ struct RunArgs {
     bool ignore_eos = false;
     int64_t memory_every = 0;
 };
-
-// Resident set size of this process in KiB (VmRSS of /proc/self/status; 0 where unavailable).
-int64_t rss_kib() {
-    std::ifstream in("/proc/self/status");
-    std::string key;
-    while (in >> key) {
-        if (key == "VmRSS:") {
-            int64_t v = 0;
-            in >> v;
-            return v;
-        }
-        std::getline(in, key);
-    }
-    return 0;
-}
 
 void run_run(const RunArgs& a) {
     apply_threads(a.common);
