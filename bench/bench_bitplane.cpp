@@ -134,22 +134,23 @@ void BM_BitplaneGemvHot(benchmark::State& state) {
 
 void gemv_args(benchmark::internal::Benchmark* b) {
     for (auto [r, c] : std::vector<std::pair<int, int>>{{4096, 4096}, {14336, 4096}, {4096, 14336}}) {
-        for (int v : {0, 1, 2}) b->Args({r, c, 2, v, 128});
+        for (int v : {0, 1, 2, 3}) b->Args({r, c, 2, v, 128});
         b->Args({r, c, 2, 99, 128});
         b->Args({r, c, 3, 99, 128});
         b->Args({r, c, 2, 98, 128});
     }
-    for (int k : {3, 4}) b->Args({4096, 4096, k, 0, 128});
-    b->Args({4096, 4096, 2, 0, 256});
-    b->Args({4096, 4096, 2, 0, 64});
+    for (int k : {3, 4})
+        for (int v : {0, 3}) b->Args({4096, 4096, k, v, 128});
+    b->Args({4096, 4096, 2, 3, 256});
+    b->Args({4096, 4096, 2, 3, 64});
 }
 
 void hot_args(benchmark::internal::Benchmark* b) {
     for (int k : {2, 3, 4})
-        for (int v : {0, 1, 2}) b->Args({k, v, 128});
+        for (int v : {0, 1, 2, 3}) b->Args({k, v, 128});
     b->Args({2, 99, 128});
-    b->Args({2, 0, 32});
-    b->Args({2, 0, 256});
+    b->Args({2, 3, 32});
+    b->Args({2, 3, 256});
 }
 
 BENCHMARK(BM_BitplaneGemv)->Apply(gemv_args)->Unit(benchmark::kMicrosecond)->MinTime(1.0)->UseRealTime();

@@ -87,6 +87,7 @@ std::vector<Config> all_configs() {
             }
             if (g == 64) out.push_back({k, g, 11, 448});
             if (g == 128) out.push_back({k, g, 5, 384});
+            if (g == 32 || g == 128) out.push_back({k, g, 37, 4 * g});  // 16-row blocks: two full and a partial one
             if (g == 256) out.push_back({k, g, 3, 768});
         }
     return out;
@@ -331,11 +332,12 @@ void check_gemv(const Config& c, uint32_t seed) {
     const std::vector<float> wf = expected_weights(s);
     const std::vector<float> x = make_x(c.cols, seed * 7 + 1);
     const std::vector<float> xhat = quantized_x(x, c.group);
-    for (BitplaneGemvVariant variant : {BitplaneGemvVariant::Int8BitSerial, BitplaneGemvVariant::F32Levels, BitplaneGemvVariant::F32Lut}) {
+    for (BitplaneGemvVariant variant : {BitplaneGemvVariant::Int8BitSerial, BitplaneGemvVariant::F32Levels, BitplaneGemvVariant::F32Lut,
+                                         BitplaneGemvVariant::Int8RowBlocks}) {
         const std::vector<float> scalar = run_gemv(w, x, SimdLevel::Scalar, variant);
         for (SimdLevel level : available_levels()) {
             const std::vector<float> y = run_gemv(w, x, level, variant);
-            const bool f32_path = variant != BitplaneGemvVariant::Int8BitSerial && level == SimdLevel::Avx512;
+            const bool f32_path = (variant == BitplaneGemvVariant::F32Levels || variant == BitplaneGemvVariant::F32Lut) && level == SimdLevel::Avx512;
             for (int64_t r = 0; r < c.rows; ++r) {
                 const float* wr = wf.data() + r * c.cols;
                 double ref = 0, mag = 0, bound = 0, qmag = 0, qref = 0;

@@ -105,7 +105,17 @@ void dequantize_block(const PackedWeight& w, int64_t r0, int64_t nr, int64_t c0,
 
 // ---- GEMV ---------------------------------------------------------------------------------------------
 
-std::atomic<int> g_variant{int(BitplaneGemvVariant::Int8BitSerial)};
+std::atomic<int> g_variant{int(BitplaneGemvVariant::Int8RowBlocks)};
+
+// The 16-row block repack of kernel (d), built by prepare() where AVX-512 runs it (on the fly otherwise).
+std::shared_ptr<const cpu::BitplaneBlocks> blocks_of(const PackedWeight& w) {
+    if (w.runtime) return std::static_pointer_cast<const cpu::BitplaneBlocks>(w.runtime);
+    return std::make_shared<const cpu::BitplaneBlocks>(cpu::bitplane_to_blocks(view_of(w)));
+}
+
+void prepare(PackedWeight& w) {
+    if (simd_level() == SimdLevel::Avx512) w.runtime = std::make_shared<cpu::BitplaneBlocks>(cpu::bitplane_to_blocks(view_of(w)));
+}
 
 struct ActBuffers {
     std::vector<int8_t> xq;
@@ -122,7 +132,7 @@ void gemv(const PackedWeight& w, const float* x, float* y) {
     const int64_t rows = w.rows, step = 32;  // row blocks, dynamically scheduled (as the int format)
     cpu::BitplaneAct a;
 
-    if (level == SimdLevel::Avx512 && variant != BitplaneGemvVariant::Int8BitSerial) {
+    if (level == SimdLevel::Avx512 && (variant == BitplaneGemvVariant::F32Levels || variant == BitplaneGemvVariant::F32Lut)) {
         a.xf = x;
         buf.xsum.assign(size_t(ng), 0.0f);
         for (int64_t j = 0; j < ng; ++j) {
@@ -162,6 +172,13 @@ void gemv(const PackedWeight& w, const float* x, float* y) {
     a.sx = buf.sx.data();
     a.drep = buf.drep.data();
     a.sxe = buf.sxe.data();
+    if (level == SimdLevel::Avx512 && variant == BitplaneGemvVariant::Int8RowBlocks) {
+        const auto blocks = blocks_of(w);
+        const int64_t nb = blocks->nblocks;
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int64_t b0 = 0; b0 < nb; b0 += 2) cpu::bitplane_gemv_blocks_avx512(*blocks, a, b0, std::min(nb, b0 + 2), y);
+        return;
+    }
     auto kernel = level == SimdLevel::Avx512 ? &cpu::bitplane_gemv_rows_avx512
                 : level == SimdLevel::Avx2   ? &cpu::bitplane_gemv_rows_avx2
                                              : &cpu::bitplane_gemv_rows_scalar;
@@ -178,6 +195,7 @@ const char* bitplane_gemv_variant_name(BitplaneGemvVariant v) {
         case BitplaneGemvVariant::Int8BitSerial: return "int8-bitserial";
         case BitplaneGemvVariant::F32Levels: return "f32-levels";
         case BitplaneGemvVariant::F32Lut: return "f32-lut";
+        case BitplaneGemvVariant::Int8RowBlocks: return "int8-rowblocks";
     }
     return "?";
 }
@@ -207,6 +225,7 @@ PackedWeight pack_bitplane(int64_t rows, int64_t cols, const FormatParams& p, st
     const std::vector<PartSpec> specs = layout(rows, cols, p);
     w.add_part(specs[0], planes);
     w.add_part(specs[1], {reinterpret_cast<const uint8_t*>(coefs_bf16.data()), coefs_bf16.size() * 2});
+    prepare(w);
     return w;
 }
 
@@ -279,6 +298,7 @@ PackedWeight bitplane_from_released(int64_t rows, int64_t cols, const FormatPara
     const std::vector<PartSpec> specs = layout(rows, cols, p);
     w.add_part(specs[0], bytes);
     w.add_part(specs[1], {reinterpret_cast<const uint8_t*>(coefs.data()), coefs.size() * 2});
+    prepare(w);
     return w;
 }
 
@@ -290,7 +310,7 @@ const WeightFormat kFormatBitplane{
     &dequantize_rows,
     &gemv,
     &gemm_packed,
-    nullptr,
+    &prepare,
     &dequantize_block,
 };
 

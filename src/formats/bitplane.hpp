@@ -77,6 +77,7 @@ enum class BitplaneGemvVariant {
     Int8BitSerial,  // (b) activations int8 per group; per plane: mask → masked bytes → VNNI dot (default)
     F32Levels,      // (c) f32 activations; per group the 2^k levels in a register, vpermps lookup, FMA
     F32Lut,         // (a) f32 activations; per 8 columns a 256-entry table of subset sums, gathered per plane
+    Int8RowBlocks,  // (d) as (b) on a 16-row block repack built at load: one lane per row (the default)
 };
 void set_bitplane_gemv_variant(BitplaneGemvVariant v);
 BitplaneGemvVariant bitplane_gemv_variant();

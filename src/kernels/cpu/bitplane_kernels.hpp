@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace planeq::cpu {
 
@@ -73,5 +74,30 @@ void bitplane_build_lut_avx512(const float* x, int64_t cols, float* lut);
 
 // Rows [r0, r0 + nr) × columns [c0, c0 + nc) into out[nr × nc], bit-identical to the reference.
 void bitplane_dequant_block_avx512(const BitplaneView& w, int64_t r0, int64_t nr, int64_t c0, int64_t nc, float* out);
+
+}  // namespace planeq::cpu
+
+namespace planeq::cpu {
+
+// (d) Int8RowBlocks (the default GEMV on AVX-512): the weight repacked at load into blocks of 16 rows, so
+// that one int32 lane is one row and the per-group scaling is one vector FMA for 16 rows (the row-major
+// kernel (b) spends as many instructions converting and scaling its per-row group sums as on the sums).
+// Block b (rows 16b … 16b + 15, rows past the end zero) is a sequence of groups; group j is
+//   g/4 column quads, each k u64 words (plane m = word m − 1): bit 4ρ + i ↔ row 16b + ρ, column 4q + i
+//   then (k + 1) × 16 bf16 coefficients: [m][ρ], m = 0 the bias c_0.
+// A plane word is one kmovq from a mask register whose byte lanes 4ρ … 4ρ + 3 are row ρ's four columns, so
+// vmovdqu8{z} of u8 ones + vpdpbusd against the broadcast int8 quad x[4q … 4q + 3] adds Σ_{b=1} xq to row
+// ρ's lane. Same math and activation quantization as (b): y_r = Σ_j d_j (c_0 Σxq_j + Σ_m c_m S_{m,j}).
+struct BitplaneBlocks {
+    int64_t rows = 0, cols = 0, ngroups = 0, nblocks = 0;
+    int k = 2, group = 128;
+    std::vector<uint8_t> bytes;  // nblocks × block_bytes()
+    int64_t quad_bytes() const { return 8 * k; }
+    int64_t group_bytes() const { return group / 4 * quad_bytes() + (k + 1) * 32; }
+    int64_t block_bytes() const { return ngroups * group_bytes(); }
+};
+BitplaneBlocks bitplane_to_blocks(const BitplaneView& w);  // the repack (portable)
+// y[r] for the rows of blocks [b0, b1).
+void bitplane_gemv_blocks_avx512(const BitplaneBlocks& w, const BitplaneAct& a, int64_t b0, int64_t b1, float* y);
 
 }  // namespace planeq::cpu
