@@ -332,7 +332,8 @@ void gemv_args(benchmark::internal::Benchmark* b) {
 void gemv_variant_args(benchmark::internal::Benchmark* b) {
     for (auto [r, c] : std::vector<std::pair<int, int>>{{4096, 4096}, {4096, 14336}})
         for (int bits : {4, 2})
-            for (int v : {int(IntGemvVariant::Int8Act32), int(IntGemvVariant::Int8ActGroup), int(IntGemvVariant::F32Act)})
+            for (int v : {int(IntGemvVariant::Int8Act32), int(IntGemvVariant::Int8ActGroup), int(IntGemvVariant::F32Act),
+                           int(IntGemvVariant::Int8RowBlocks)})
                 b->Args({r, c, bits, v});
 }
 

@@ -104,6 +104,7 @@ std::vector<Config> all_configs() {
                         out.push_back({bits, group, sym, gidx, 11, 448});  // 256 + 192
                     }
                     if (group == 128) out.push_back({bits, group, sym, gidx, 5, 384});  // 256 + 128
+                    if (group == 32 || group == 128) out.push_back({bits, group, sym, gidx, 37, 512});  // 16-row blocks
                 }
     return out;
 }
@@ -361,8 +362,8 @@ void check_gemv(const Config& c, uint32_t seed) {
     const PackedWeight w = pack(s);
     const std::vector<float> wf = expected_weights(s);
     const std::vector<float> x = make_x(c.cols, seed * 7 + 1);
-    for (IntGemvVariant variant : {IntGemvVariant::Int8Act32, IntGemvVariant::Int8ActGroup, IntGemvVariant::F32Act}) {
-        const int block = variant == IntGemvVariant::Int8ActGroup ? c.group : 32;
+    for (IntGemvVariant variant : {IntGemvVariant::Int8Act32, IntGemvVariant::Int8ActGroup, IntGemvVariant::F32Act, IntGemvVariant::Int8RowBlocks}) {
+        const int block = variant == IntGemvVariant::Int8ActGroup || variant == IntGemvVariant::Int8RowBlocks ? c.group : 32;
         const bool f32_path = variant == IntGemvVariant::F32Act && c.group >= 64;  // (AVX-512 only)
         const std::vector<float> xhat = quantized_x(s, x, block);
         const std::vector<float> scalar = run_gemv(w, x, SimdLevel::Scalar, variant);

@@ -113,7 +113,10 @@ struct Runtime {
     std::vector<uint8_t> zeros;        // [rows × ngroups]
     std::vector<int32_t> perm;         // g_idx only: kernel column k ← original column perm[k]
     std::vector<uint8_t> qweight;      // g_idx only: codes in kernel column order
+    cpu::IntBlocks blocks;             // AVX-512: the 16-row block repack of the GEMV (empty otherwise)
 };
+
+cpu::IntGroupView view_of(const PackedWeight& w, const Runtime& rt, bool kernel_order);
 
 std::shared_ptr<Runtime> build_runtime(const PackedWeight& w) {
     auto rt = std::make_shared<Runtime>();
@@ -143,6 +146,8 @@ std::shared_ptr<Runtime> build_runtime(const PackedWeight& w) {
             }
         }
     }
+    if (simd_level() == SimdLevel::Avx512 && cpu::int_blocks_supported(bits, w.params.group))
+        rt->blocks = cpu::int_group_to_blocks(view_of(w, *rt, true));
     return rt;
 }
 
@@ -232,7 +237,7 @@ void dequantize_block(const PackedWeight& w, int64_t r0, int64_t nr, int64_t c0,
 
 // ---- GEMV ---------------------------------------------------------------------------------------------
 
-std::atomic<int> g_variant{int(IntGemvVariant::Int8ActGroup)};
+std::atomic<int> g_variant{int(IntGemvVariant::Int8RowBlocks)};
 
 struct ActBuffers {
     std::vector<float> xperm;
@@ -271,7 +276,8 @@ void gemv(const PackedWeight& w, const float* x, float* y) {
         return;
     }
 
-    const int block = variant == IntGemvVariant::Int8ActGroup ? int(g) : 32;
+    const bool row_blocks = variant == IntGemvVariant::Int8RowBlocks;
+    const int block = variant == IntGemvVariant::Int8ActGroup || row_blocks ? int(g) : 32;
     const int64_t nblocks = cols / block, nvec = (cols + 63) / 64;
     buf.xq.assign(size_t(cols + 64), 0);
     buf.d.resize(size_t(nblocks));
@@ -297,6 +303,13 @@ void gemv(const PackedWeight& w, const float* x, float* y) {
     a.d = buf.d.data();
     a.dexp = buf.dexp.data();
     a.zsum = buf.zsum.data();
+    if (row_blocks && level == SimdLevel::Avx512 && !rt->blocks.bytes.empty()) {
+        const cpu::IntBlocks& blocks = rt->blocks;
+        const int64_t nb = blocks.nblocks;
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int64_t b0 = 0; b0 < nb; b0 += 2) cpu::int_group_gemv_blocks_avx512(blocks, a, b0, std::min(nb, b0 + 2), y);
+        return;
+    }
     auto kernel = level == SimdLevel::Avx512 ? &cpu::int_group_gemv_rows_avx512
                 : level == SimdLevel::Avx2   ? &cpu::int_group_gemv_rows_avx2
                                              : &cpu::int_group_gemv_rows_scalar;
@@ -313,6 +326,7 @@ const char* int_group_gemv_variant_name(IntGemvVariant v) {
         case IntGemvVariant::Int8Act32: return "int8-act32";
         case IntGemvVariant::Int8ActGroup: return "int8-actg";
         case IntGemvVariant::F32Act: return "f32-act";
+        case IntGemvVariant::Int8RowBlocks: return "int8-rowblocks";
     }
     return "?";
 }

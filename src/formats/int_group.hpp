@@ -56,6 +56,7 @@ enum class IntGemvVariant {
     Int8Act32,     // activations quantized to int8 per 32 columns, integer dot per 32 (VNNI / maddubs)
     Int8ActGroup,  // activations quantized to int8 per weight group (g columns), integer dot per group
     F32Act,        // f32 activations, codes widened to f32 and FMA (AVX-512 only; other levels use Int8Act32)
+    Int8RowBlocks, // as Int8ActGroup on a 16-row block repack built at load (AVX-512; else Int8ActGroup): default
 };
 void set_int_group_gemv_variant(IntGemvVariant v);
 IntGemvVariant int_group_gemv_variant();

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace planeq::cpu {
 
@@ -88,5 +89,28 @@ void int_group_gemv_rows_f32_avx512(const IntGroupView& w, const float* x, const
 // (original column order) layout.
 void int_group_dequant_block_avx512(const IntGroupView& w, const int32_t* g_idx, int64_t r0, int64_t nr, int64_t c0,
                                     int64_t nc, float* out);
+
+// Row blocks (the default GEMV on AVX-512, with activations quantized per group): the codes repacked at
+// load into blocks of 16 rows so that one int32 lane is one row; per group the scaling and the zero-point
+// correction are one vector FMA each for 16 rows (the row-major kernel does them per row), and a block is
+// one sequential stream. Block b (rows 16b … 16b + 15; rows past the end zero):
+//   codes, group by group, in 64-byte vectors: byte 4ρ + i of a vector holds column 4q + i of row ρ for
+//   4/… column quads q at once — b = 4: quad 2v in the low nibble, 2v + 1 in the high one; b = 2: quad 4v + u
+//   at bits 2u; b = 3: the low two bits as b = 2, then per quad a u64 plane word of the high bit (bit 4ρ + i);
+//   then for every group 16 fp16 scales and 16 u8 zero points (row order).
+// Kernel: per quad, vpdpbusd of the u8 codes against the broadcast int8 quad x[4q … 4q + 3].
+struct IntBlocks {
+    int64_t rows = 0, cols = 0, ngroups = 0, nblocks = 0;
+    int bits = 4, group = 128;
+    std::vector<uint8_t> bytes;  // nblocks × block_bytes()
+    int64_t group_code_bytes() const { return 16 * group * bits / 8; }
+    int64_t code_bytes() const { return ngroups * group_code_bytes(); }
+    int64_t block_bytes() const { return code_bytes() + ngroups * 48; }
+};
+// Whether the row-block kernel handles these parameters (AVX-512, activations per group).
+inline bool int_blocks_supported(int bits, int group) { return bits >= 2 && bits <= 4 && group >= 32; }
+IntBlocks int_group_to_blocks(const IntGroupView& w);  // the repack (portable), kernel column order
+// y[r] for the rows of blocks [b0, b1); a.block must be the group size.
+void int_group_gemv_blocks_avx512(const IntBlocks& w, const Int8Act& a, int64_t b0, int64_t b1, float* y);
 
 }  // namespace planeq::cpu
