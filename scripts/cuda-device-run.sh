@@ -30,7 +30,7 @@ run() { echo "### $*"; timeout 120 $B "$@" 2>&1; }
 } 2>&1 | tee $OUT/bench.log | grep -v "^generating"
 # SASS of the int8-path int2 g128 kernel and of the fp16 one: instruction mix.
 cuobjdump -sass $C/planeq 2>/dev/null > $OUT/all.sass
-for k in i8_gemv_kernelILi0ELi2E plane_gemv_kernelILi0ELi0ELi8E; do
+for k in i8_gemv_kernelILi0ELi2ELi8E; do
   echo "== $k"; awk -v k=$k '/Function :/{f = index($0, k) > 0} f' $OUT/all.sass > $OUT/sass_$k.txt
   grep -oE "^\s+/\*[0-9a-f]{4}\*/\s+(@!?U?P\w+\s+)?[A-Z0-9]+" $OUT/sass_$k.txt | awk '{print $NF}' | sort | uniq -c | sort -rn | head -14 | tr '\n' ' '; echo
 done

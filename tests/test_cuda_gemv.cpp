@@ -68,10 +68,18 @@ TEST(CudaGemv, PlaneFormatsMatchReference) {
                     const double e = gpu_error(w, batch, ++seed);
                     EXPECT_LE(e, 1e-3) << c.format << " b" << c.bits << " g" << c.group << (c.sym ? " sym" : "") << " "
                                        << R << "x" << C << " batch " << batch;
-                    if (batch > 4) continue;  // the int8 path (or the fp16 one where the format has none)
-                    const double e8 = gpu_error(w, batch, ++seed, false, false, true);
-                    EXPECT_LE(e8, 1e-3) << c.format << " b" << c.bits << " g" << c.group << (c.sym ? " sym" : "") << " "
-                                        << R << "x" << C << " batch " << batch << " (int8 path)";
+                    if (batch > 4) continue;  // the int8 path (or the fp16 one where the format has none), both block sizes
+                    for (int warps : {4, 8}) {
+                        cuda::DecodeOptions d = cuda::decode_options();
+                        d.i8_warps = warps;
+                        cuda::set_decode_options(d);
+                        const double e8 = gpu_error(w, batch, ++seed, false, false, true);
+                        EXPECT_LE(e8, 1e-3) << c.format << " b" << c.bits << " g" << c.group << (c.sym ? " sym" : "") << " "
+                                            << R << "x" << C << " batch " << batch << " (int8 path, " << warps << " warps)";
+                    }
+                    cuda::DecodeOptions d = cuda::decode_options();
+                    d.i8_warps = 0;
+                    cuda::set_decode_options(d);
                 }
             }
         }
@@ -171,7 +179,7 @@ TEST(CudaGemv, ChainOnAStreamUnderEveryDecodeOption) {
             EXPECT_LE(rel_error(y3, reference(w3, y2, batch)), 1e-3) << what << " stage 3";
         };
         for (int m = 0; m < 8; ++m) {
-            cuda::set_decode_options(cuda::DecodeOptions{(m & 1) != 0, (m & 2) != 0, (m & 4) != 0});
+            cuda::set_decode_options(cuda::DecodeOptions{(m & 1) != 0, (m & 2) != 0, (m & 4) != 0, (m & 4) ? 8 : 4});
             const std::string what = "batch " + std::to_string(batch) + " pdl " + std::to_string(m & 1) + " int8 " +
                                      std::to_string((m >> 1) & 1) + " l2pf " + std::to_string((m >> 2) & 1);
             chain();

@@ -302,21 +302,37 @@ nlohmann::json bench_stack(const ModelConfig& c, const std::string& format, cons
         j["decode_cublas"] = time_stack(st, b, o.batch, true, o.generate, o.reps, copy_gbs, s);
         if (o.text) print_stack("cuBLAS bf16", j["decode_cublas"]);
     }
-    // PLANEQ_BENCH_VARIANTS=1: the same stack under every combination of the decode switches (one binary,
-    // one weight upload: the A/B of docs/cuda.md's "what moved the numbers"), then the defaults again.
+    // PLANEQ_BENCH_VARIANTS=1: the same stack under other settings of the decode switches (one binary, one
+    // weight upload: the A/B of docs/cuda.md's "what moved the numbers"); for the int8 path also the single
+    // GEMVs at 4 and 8 warps per tile.
     if (const char* v = std::getenv("PLANEQ_BENCH_VARIANTS"); v && std::string(v) == "1") {
         const cuda::DecodeOptions keep = cuda::decode_options();
-        for (int m = 0; m < 8; ++m) {
-            const cuda::DecodeOptions d{(m & 1) != 0, (m & 2) != 0, (m & 4) != 0};
+        const cuda::DecodeOptions variants[] = {
+            {false, false, false, 0}, {true, false, false, 0}, {false, true, false, 0}, {true, true, false, 4},
+            {true, true, false, 8},   {true, true, true, 4},   {true, true, true, 8},
+        };
+        for (const cuda::DecodeOptions& d : variants) {
             if (st.dense && d.int8) continue;
             cuda::set_decode_options(d);
             nlohmann::json r = time_stack(st, b, o.batch, false, o.generate, o.reps, copy_gbs, s);
-            r["pdl"] = d.pdl, r["int8"] = d.int8, r["l2_prefetch"] = d.l2_prefetch;
+            r["pdl"] = d.pdl, r["int8"] = d.int8, r["l2_prefetch"] = d.l2_prefetch, r["i8_warps"] = d.i8_warps;
             const std::string label = std::string("  pdl ") + (d.pdl ? "1" : "0") + " int8 " + (d.int8 ? "1" : "0") + " l2pf " +
-                                      (d.l2_prefetch ? "1" : "0");
+                                      (d.l2_prefetch ? "1" : "0") + " w" + std::to_string(d.i8_warps);
             if (o.text) print_stack(label.c_str(), r);
             j["variants"].push_back(r);
         }
+        if (!st.dense && cuda::int8_decode_path(*st.layers[0].q, o.batch))
+            for (int warps : {4, 8}) {
+                cuda::set_decode_options(cuda::DecodeOptions{true, true, keep.l2_prefetch, warps});
+                if (o.text) std::printf("single GEMV, int8 path, %d warps per tile:\n", warps);
+                const Layer& L0 = st.layers[0];
+                for (auto [name, w] : std::vector<std::pair<const char*, const GpuWeightPtr*>>{{"q/o", &L0.q}, {"k/v", &L0.k}, {"gate/up", &L0.gate}, {"down", &L0.down}}) {
+                    nlohmann::json r = time_shape(*w, st, b, o.batch, false, copy_gbs, s);
+                    r["i8_warps"] = warps;
+                    if (o.text) print_shape(name, r);
+                    j["variant_shapes"].push_back(r);
+                }
+            }
         cuda::set_decode_options(keep);
     }
     // Single-GEMV timings at each distinct shape.

@@ -67,13 +67,14 @@ void prepare_act(ActBuffer& a, const float* x, const float* up, int64_t cols, in
                  bool rms_norm = false, const GpuWeight* for_weight = nullptr);
 
 // Decode-path switches, read when a kernel is launched or a buffer prepared (a captured graph keeps what was
-// set at capture). Defaults on; the environment variables PLANEQ_PDL, PLANEQ_GEMV_I8, PLANEQ_L2PF = 0 turn one
-// off at first use. docs/cuda.md has what each is worth.
+// set at capture). The environment variables PLANEQ_PDL, PLANEQ_GEMV_I8, PLANEQ_L2PF (0 / 1) and
+// PLANEQ_I8_WARPS (4 / 8) override the defaults at first use. docs/cuda.md has what each is worth.
 struct DecodeOptions {
     bool pdl = true;          // programmatic dependent launch (non-default streams): a kernel streams its weights
                               // while its predecessor finishes
     bool int8 = true;         // int8 tensor-core decode (mma.m16n8k32) for batch ≤ 4 where the format allows
-    bool l2_prefetch = true;  // each GEMV block asks L2 for its whole weight tile when it starts
+    bool l2_prefetch = false; // each GEMV block asks L2 for its whole weight tile when it starts
+    int i8_warps = 0;         // int8 path: warps per 16-row tile, 4 or 8; 0: automatic
 };
 DecodeOptions decode_options();
 void set_decode_options(const DecodeOptions& o);

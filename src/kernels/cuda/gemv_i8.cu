@@ -27,7 +27,6 @@ namespace planeq::cuda {
 
 namespace {
 
-constexpr int kWarps = 8;
 constexpr int kI8MaxBatch = 4;
 
 __device__ __forceinline__ void imma16832(int* c, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1) {
@@ -53,9 +52,11 @@ struct I8Launch {
     const float* xsq;  // per-(token, group) Σ x², or null: with it, y = W x / rms(x)
 };
 
-// GP: word pairs per group (group = GP · 128/b columns).
-template <int F, int GP>
-__global__ void __launch_bounds__(kWarps * 32) i8_gemv_kernel(const I8Launch L) {
+// GP: word pairs per group (group = GP · 128/b columns). WARPS: warps per block (one 16-row tile); fewer warps
+// per tile give each warp more superchunks, so its fixed costs (setup, the first load's latency, the
+// block reduction) are spread over more weights (DecodeOptions::i8_warps).
+template <int F, int GP, int WARPS>
+__global__ void __launch_bounds__(WARPS * 32) i8_gemv_kernel(const I8Launch L) {
     constexpr int P = plane_count(F), B = plane_bits(F, 0), T = 4 / B, NP = 2 * B, GS = NP / GP;
     constexpr int CW = coef_block_bytes(F, GS) / 4;
     static_assert(GS * GP == NP, "a group is a whole number of word pairs");
@@ -81,17 +82,23 @@ __global__ void __launch_bounds__(kWarps * 32) i8_gemv_kernel(const I8Launch L) 
         uint32_t xb[16];  // this lane's B fragments for the superchunk's 8 MMAs (b0, b1 each)
         float2 xs[GS];    // token t: (s, Σ x̂) per group
     };
-    auto load_w = [&](Buf& d, int S) {
+    // Item it of this warp is superchunk warp + WARPS·it: base pointers once, then constant strides (the
+    // per-item 64-bit index arithmetic was half of the loop's instructions in the first version's SASS).
+    const uint4* wbase[P];
+#pragma unroll
+    for (int p = 0; p < P; ++p) wbase[p] = pr.planes[p] + ((int64_t(T0) * L.supers + warp) * 32 + lane) * B;
+    const uint4* cbase = pr.coefs + ((int64_t(T0) * L.supers + warp) * 8 + g) * (CW / 4);
+    auto load_w = [&](Buf& d, int it) {
 #pragma unroll
         for (int p = 0; p < P; ++p) {
-            const uint4* src = pr.planes[p] + ((int64_t(T0) * L.supers + S) * 32 + lane) * B;
+            const uint4* src = wbase[p] + it * (WARPS * 32 * B);
 #pragma unroll
             for (int v = 0; v < B; ++v) {
                 const uint4 u = __ldg(src + v);
                 d.w[p][4 * v] = u.x, d.w[p][4 * v + 1] = u.y, d.w[p][4 * v + 2] = u.z, d.w[p][4 * v + 3] = u.w;
             }
         }
-        const uint4* cs = pr.coefs + ((int64_t(T0) * L.supers + S) * 8 + g) * (CW / 4);
+        const uint4* cs = cbase + it * (WARPS * 8 * (CW / 4));
 #pragma unroll
         for (int v = 0; v < CW / 4; ++v) {
             const uint4 u = __ldg(cs + v);
@@ -100,16 +107,19 @@ __global__ void __launch_bounds__(kWarps * 32) i8_gemv_kernel(const I8Launch L) 
     };
     // Lanes past the batch's B columns (g ≥ 2·batch) and tokens (t ≥ batch) hold zeros.
     const bool bvalid = g < 2 * L.batch, tvalid = t < L.batch;
-    auto load_x = [&](Buf& d, int S) {
-        const uint4* src = L.xq8 + ((int64_t(S) * 2 * L.batch + g) * 4 + t) * (kI8LaneBytes / 16);
+    const uint4* xbase = L.xq8 + ((int64_t(warp) * 2 * L.batch + g) * 4 + t) * (kI8LaneBytes / 16);
+    const int xstride = WARPS * 2 * L.batch * 4 * (kI8LaneBytes / 16);
+    const float2* sbase = L.xsc + int64_t(t) * L.groups_pad + warp * GS;
+    auto load_x = [&](Buf& d, int it) {
+        const uint4* src = xbase + it * xstride;
 #pragma unroll
         for (int v = 0; v < 4; ++v) {
             const uint4 u = bvalid ? __ldg(src + v) : make_uint4(0, 0, 0, 0);
             d.xb[4 * v] = u.x, d.xb[4 * v + 1] = u.y, d.xb[4 * v + 2] = u.z, d.xb[4 * v + 3] = u.w;
         }
+        const float2* xs = sbase + it * (WARPS * GS);
 #pragma unroll
-        for (int gs = 0; gs < GS; ++gs)
-            d.xs[gs] = tvalid ? __ldg(L.xsc + int64_t(t) * L.groups_pad + S * GS + gs) : make_float2(0.0f, 0.0f);
+        for (int gs = 0; gs < GS; ++gs) d.xs[gs] = tvalid ? __ldg(xs + gs) : make_float2(0.0f, 0.0f);
     };
 
     float yacc[2] = {0.0f, 0.0f};  // rows g and g + 8, token t
@@ -161,18 +171,16 @@ __global__ void __launch_bounds__(kWarps * 32) i8_gemv_kernel(const I8Launch L) 
         }
     };
 
-    const int items = (L.supers + kWarps - 1) / kWarps;
-    auto S_of = [&](int it) { return warp + kWarps * it; };
-    auto ok = [&](int it) { return it < items && S_of(it) < L.supers; };
+    auto ok = [&](int it) { return warp + WARPS * it < L.supers; };
     Buf b0, b1;
-    if (ok(0)) load_w(b0, S_of(0));
+    if (ok(0)) load_w(b0, 0);
     pdl_wait();  // from here on: activations (an earlier kernel's output) and y
-    if (ok(0)) load_x(b0, S_of(0));
+    if (ok(0)) load_x(b0, 0);
 
     __shared__ float inv_rms[kI8MaxBatch];
-    __shared__ float red[kWarps][2][32];
+    __shared__ float red[WARPS][2][32];
     if (L.xsq) {
-        for (int n = warp; n < L.batch; n += kWarps) {
+        for (int n = warp; n < L.batch; n += WARPS) {
             float s2 = 0;
             for (int j = lane; j < L.groups_pad; j += 32) s2 += __ldg(L.xsq + int64_t(n) * L.groups_pad + j);
 #pragma unroll
@@ -181,10 +189,10 @@ __global__ void __launch_bounds__(kWarps * 32) i8_gemv_kernel(const I8Launch L) 
         }
     }
     // Two buffers, the loop unrolled by two so that neither is copied.
-    for (int it = 0; it < items; it += 2) {
-        if (ok(it + 1)) load_w(b1, S_of(it + 1)), load_x(b1, S_of(it + 1));
-        if (ok(it)) compute(b0);
-        if (ok(it + 2)) load_w(b0, S_of(it + 2)), load_x(b0, S_of(it + 2));
+    for (int it = 0; ok(it); it += 2) {
+        if (ok(it + 1)) load_w(b1, it + 1), load_x(b1, it + 1);
+        compute(b0);
+        if (ok(it + 2)) load_w(b0, it + 2), load_x(b0, it + 2);
         if (ok(it + 1)) compute(b1);
     }
 
@@ -195,7 +203,7 @@ __global__ void __launch_bounds__(kWarps * 32) i8_gemv_kernel(const I8Launch L) 
         const int l = threadIdx.x & 31, h = threadIdx.x >> 5;
         float s = 0;
 #pragma unroll
-        for (int w = 0; w < kWarps; ++w) s += red[w][h][l];
+        for (int w = 0; w < WARPS; ++w) s += red[w][h][l];
         const int row = T0 * 16 + (l >> 2) + 8 * h, n = l & 3;
         if (row < pr.rows && n < L.batch) pr.y[int64_t(n) * pr.rows + row] = L.xsq ? s * inv_rms[n] : s;
     }
@@ -255,7 +263,20 @@ void launch_i8(const I8Launch& L, cudaStream_t s) {
     int blocks = 0;
     I8Launch l = L;
     for (int i = 0; i < l.nprob; ++i) l.prob[i].block_begin = blocks, blocks += l.prob[i].tiles;
-    launch_pdl(i8_gemv_kernel<F, GP>, dim3(blocks), dim3(kWarps * 32), 0, s, l);
+    // Automatic: 4 warps per tile when the launch has enough tiles to fill the GPU several times over at
+    // 4 warps (gate/up: 1792 tiles), else 8 (q/o, q/k/v, down: 256–384 tiles, where 4 warps leave SMs short of
+    // warps). Measured per shape at K = 4096: gate/up 7.8 µs at 4 warps vs 8.8 at 8; q/o 4.1 vs 3.1; down
+    // (K = 14336) 10.9 vs 7.0 (docs/cuda.md).
+    static const int sms = [] {
+        int dev = 0, n = 0;
+        PLANEQ_CUDA_CHECK(cudaGetDevice(&dev));
+        PLANEQ_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
+        return n;
+    }();
+    const int opt = decode_options().i8_warps;
+    const int warps = opt == 4 || opt == 8 ? opt : blocks >= 4 * sms ? 4 : 8;
+    if (warps == 4) launch_pdl(i8_gemv_kernel<F, GP, 4>, dim3(blocks), dim3(4 * 32), 0, s, l);
+    else launch_pdl(i8_gemv_kernel<F, GP, 8>, dim3(blocks), dim3(8 * 32), 0, s, l);
 }
 
 template <int F>
