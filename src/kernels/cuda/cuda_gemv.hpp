@@ -71,7 +71,8 @@ void prepare_act(ActBuffer& a, const float* x, const float* up, int64_t cols, in
 // PLANEQ_I8_WARPS (4 / 8) override the defaults at first use. docs/cuda.md has what each is worth.
 struct DecodeOptions {
     bool pdl = true;          // programmatic dependent launch (non-default streams): a kernel streams its weights
-                              // while its predecessor finishes
+                              // while its predecessor finishes, so a kernel that WRITES weights must not run
+                              // right before a GEMV on the same stream without an event/sync between them
     bool int8 = true;         // int8 tensor-core decode (mma.m16n8k32) for batch ≤ 4 where the format allows
     bool l2_prefetch = false; // each GEMV block asks L2 for its whole weight tile when it starts
     int i8_warps = 0;         // int8 path: warps per 16-row tile, 4 or 8; 0: automatic
