@@ -25,7 +25,8 @@ namespace {
 using namespace cuda_test;
 
 // Runs the GPU GEMV of `w` at `batch` (optionally through the fused silu·up prep) and returns the error.
-double gpu_error(const PackedWeight& w, int batch, uint64_t seed, bool silu = false, bool rms = false) {
+// `hint`: the prep is told the weight, so batch ≤ 4 takes the int8 path where the format allows.
+double gpu_error(const PackedWeight& w, int batch, uint64_t seed, bool silu = false, bool rms = false, bool hint = false) {
     std::mt19937_64 rng(seed);
     const size_t nx = size_t(batch * w.cols), ny = size_t(batch * w.rows);
     std::vector<float> x = random_vec(nx, rng), up = random_vec(nx, rng);
@@ -38,7 +39,8 @@ double gpu_error(const PackedWeight& w, int batch, uint64_t seed, bool silu = fa
     EXPECT_EQ(cudaMemcpy(dup.p, up.data(), nx * 4, cudaMemcpyHostToDevice), cudaSuccess);
     EXPECT_EQ(cudaMemset(dy.p, 0xff, ny * 4), cudaSuccess);  // NaN poison
     cuda::ActBufferPtr ab = cuda::make_act_buffer(w.cols);
-    if (w.format->name != "bf16") cuda::prepare_act(*ab, dx.p, silu ? dup.p : nullptr, w.cols, batch, w.params.group, nullptr, rms);
+    if (w.format->name != "bf16")
+        cuda::prepare_act(*ab, dx.p, silu ? dup.p : nullptr, w.cols, batch, w.params.group, nullptr, rms, hint ? gw.get() : nullptr);
     cuda::gemv(*gw, ab.get(), dx.p, batch, dy.p, nullptr);
     EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
     std::vector<float> y(ny);
@@ -66,6 +68,18 @@ TEST(CudaGemv, PlaneFormatsMatchReference) {
                     const double e = gpu_error(w, batch, ++seed);
                     EXPECT_LE(e, 1e-3) << c.format << " b" << c.bits << " g" << c.group << (c.sym ? " sym" : "") << " "
                                        << R << "x" << C << " batch " << batch;
+                    if (batch > 4) continue;  // the int8 path (or the fp16 one where the format has none), both block sizes
+                    for (int warps : {4, 8}) {
+                        cuda::DecodeOptions d = cuda::decode_options();
+                        d.i8_warps = warps;
+                        cuda::set_decode_options(d);
+                        const double e8 = gpu_error(w, batch, ++seed, false, false, true);
+                        EXPECT_LE(e8, 1e-3) << c.format << " b" << c.bits << " g" << c.group << (c.sym ? " sym" : "") << " "
+                                            << R << "x" << C << " batch " << batch << " (int8 path, " << warps << " warps)";
+                    }
+                    cuda::DecodeOptions d = cuda::decode_options();
+                    d.i8_warps = 0;
+                    cuda::set_decode_options(d);
                 }
             }
         }
@@ -79,6 +93,10 @@ TEST(CudaGemv, FusedSiluUpAndRmsNorm) {
         EXPECT_LE(gpu_error(w, batch, 8 + batch, true, false), 1e-3) << "silu·up, batch " << batch;
         EXPECT_LE(gpu_error(w, batch, 9 + batch, false, true), 1e-3) << "rms norm, batch " << batch;
         EXPECT_LE(gpu_error(w, batch, 10 + batch, true, true), 1e-3) << "silu·up + rms norm, batch " << batch;
+    }
+    for (int batch : {1, 4}) {  // the int8 path's prep
+        EXPECT_LE(gpu_error(w, batch, 20 + batch, true, true, true), 1e-3) << "int8 path, silu·up + rms norm, batch " << batch;
+        EXPECT_LE(gpu_error(w, batch, 30 + batch, false, true, true), 1e-3) << "int8 path, rms norm, batch " << batch;
     }
 }
 
@@ -112,6 +130,98 @@ TEST(CudaGemv, MultiWeightLaunch) {
         CK(cudaMemcpy(y.data(), yp[i], y.size() * 4, cudaMemcpyDeviceToHost));
         EXPECT_LE(rel_error(y, reference(ws[i], x, batch)), 1e-3) << "weight " << i;
     }
+}
+
+// A chain on a real stream, eagerly and as a replayed graph, under every decode switch: prep → GEMV (int2) →
+// prep of its output → GEMV (bitplane) → our bf16 GEMV of that, every intermediate NaN-poisoned first (memset
+// nodes between the kernels). With programmatic dependent launch a kernel that read its input before the
+// previous one finished would see the poison or stale values; each stage is checked against the reference
+// applied to the GPU's own previous stage.
+TEST(CudaGemv, ChainOnAStreamUnderEveryDecodeOption) {
+    REQUIRE_GPU();
+    const int64_t C = 512, R1 = 384, R2 = 256, R3 = 72;
+    const PackedWeight w1 = random_int(R1, C, 2, 128, false, 61);
+    const PackedWeight w2 = random_weight(*find_format("bitplane"), R2, R1, FormatParams{2, 128, false, false}, 62);
+    const PackedWeight w3 = random_weight(kFormatBF16, R3, R2, FormatParams{16, 0, false, false}, 63);
+    cuda::GpuWeightPtr g1 = cuda::upload(w1), g2 = cuda::upload(w2), g3 = cuda::upload(w3);
+    const cuda::DecodeOptions keep = cuda::decode_options();
+    cudaStream_t s;
+    CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    for (int batch : {1, 3, 6}) {
+        std::mt19937_64 rng(uint64_t(batch) + 500);
+        const std::vector<float> x = random_vec(size_t(batch * C), rng);
+        DevBuf dx(x.size()), d1(size_t(batch * R1)), d2(size_t(batch * R2)), d3(size_t(batch * R3));
+        CK(cudaMemcpy(dx.p, x.data(), x.size() * 4, cudaMemcpyHostToDevice));
+        cuda::ActBufferPtr a1 = cuda::make_act_buffer(C), a2 = cuda::make_act_buffer(R1);
+        auto chain = [&] {
+            cudaMemsetAsync(d1.p, 0xff, size_t(batch * R1) * 4, s);
+            cudaMemsetAsync(d2.p, 0xff, size_t(batch * R2) * 4, s);
+            cudaMemsetAsync(d3.p, 0xff, size_t(batch * R3) * 4, s);
+            cuda::prepare_act(*a1, dx.p, nullptr, C, batch, 128, s, false, g1.get());
+            cuda::gemv(*g1, a1.get(), dx.p, batch, d1.p, s);
+            cuda::prepare_act(*a2, d1.p, nullptr, R1, batch, 128, s, true, g2.get());
+            cuda::gemv(*g2, a2.get(), d1.p, batch, d2.p, s);
+            cuda::gemv(*g3, nullptr, d2.p, batch, d3.p, s);
+        };
+        auto check = [&](const std::string& what) {
+            std::vector<float> y1(size_t(batch * R1)), y2(size_t(batch * R2)), y3(size_t(batch * R3));
+            CK(cudaMemcpy(y1.data(), d1.p, y1.size() * 4, cudaMemcpyDeviceToHost));
+            CK(cudaMemcpy(y2.data(), d2.p, y2.size() * 4, cudaMemcpyDeviceToHost));
+            CK(cudaMemcpy(y3.data(), d3.p, y3.size() * 4, cudaMemcpyDeviceToHost));
+            EXPECT_LE(rel_error(y1, reference(w1, x, batch)), 1e-3) << what << " stage 1";
+            std::vector<double> r2 = reference(w2, y1, batch);
+            for (int n = 0; n < batch; ++n) {  // stage 2 has the RMS scale fused
+                double s2 = 0;
+                for (int64_t c = 0; c < R1; ++c) s2 += double(y1[size_t(n * R1 + c)]) * y1[size_t(n * R1 + c)];
+                for (int64_t r = 0; r < R2; ++r) r2[size_t(n * R2 + r)] /= std::sqrt(s2 / double(R1) + 1e-5);
+            }
+            EXPECT_LE(rel_error(y2, r2), 1e-3) << what << " stage 2";
+            EXPECT_LE(rel_error(y3, reference(w3, y2, batch)), 1e-3) << what << " stage 3";
+        };
+        for (int m = 0; m < 8; ++m) {
+            cuda::set_decode_options(cuda::DecodeOptions{(m & 1) != 0, (m & 2) != 0, (m & 4) != 0, (m & 4) ? 8 : 4});
+            const std::string what = "batch " + std::to_string(batch) + " pdl " + std::to_string(m & 1) + " int8 " +
+                                     std::to_string((m >> 1) & 1) + " l2pf " + std::to_string((m >> 2) & 1);
+            chain();
+            CK(cudaStreamSynchronize(s));
+            check(what + " eager");
+            cudaGraph_t graph;
+            cudaGraphExec_t exec;
+            CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+            chain();
+            CK(cudaStreamEndCapture(s, &graph));
+            CK(cudaGraphInstantiate(&exec, graph, 0));
+            for (int r = 0; r < 3; ++r) CK(cudaGraphLaunch(exec, s));
+            CK(cudaStreamSynchronize(s));
+            check(what + " graph");
+            cudaGraphExecDestroy(exec);
+            cudaGraphDestroy(graph);
+        }
+    }
+    cuda::set_decode_options(keep);
+    cudaStreamDestroy(s);
+}
+
+TEST(CudaGemv, Int8PathSelection) {
+    REQUIRE_GPU();
+    const cuda::DecodeOptions keep = cuda::decode_options();
+    cuda::set_decode_options(cuda::DecodeOptions{});
+    auto path = [](const char* f, int bits, int group, int batch) {
+        const PackedWeight w = make_weight(Case{f, bits, group, false}, 16, 256, 1);
+        return cuda::int8_decode_path(*cuda::upload(w), batch);
+    };
+    EXPECT_TRUE(path("int", 2, 128, 1));
+    EXPECT_TRUE(path("int", 2, 64, 4));
+    EXPECT_FALSE(path("int", 2, 32, 1));  // a word pair spans 64 columns
+    EXPECT_FALSE(path("int", 2, 128, 5));
+    EXPECT_FALSE(path("int", 3, 128, 1));  // mixed 2- and 1-bit planes
+    EXPECT_TRUE(path("int", 4, 32, 1));
+    EXPECT_TRUE(path("bitplane", 2, 128, 1));
+    EXPECT_FALSE(path("bitplane", 2, 64, 1));
+    EXPECT_TRUE(path("tritplane", 2, 64, 2));
+    cuda::set_decode_options(cuda::DecodeOptions{true, false, true});
+    EXPECT_FALSE(path("int", 2, 128, 1));
+    cuda::set_decode_options(keep);
 }
 
 TEST(CudaGemv, Bf16OwnKernelAndCublas) {

@@ -18,6 +18,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <map>
 #include <vector>
 
@@ -161,13 +163,14 @@ void forward(const Stack& st, Buffers& b, int B, bool cublas, cudaStream_t s) {
         const cuda::GpuWeight* gu[2] = {L.gate.get(), L.up.get()};
         float* gu_y[2] = {b.g, b.u};
         if (!st.dense) {
-            cuda::prepare_act(*b.act, b.h, nullptr, b.H, B, st.group, s, true);
+            // Each prep is told its weight, so it writes the activation layout of that weight's kernel path.
+            cuda::prepare_act(*b.act, b.h, nullptr, b.H, B, st.group, s, true, L.q.get());
             cuda::gemv_multi(qkv, qkv_y, 3, b.act.get(), b.h, B, s);
-            cuda::prepare_act(*b.act, b.q, nullptr, b.Q, B, st.group, s, true);
+            cuda::prepare_act(*b.act, b.q, nullptr, b.Q, B, st.group, s, true, L.o.get());
             cuda::gemv(*L.o, b.act.get(), b.q, B, b.o, s);
-            cuda::prepare_act(*b.act, b.o, nullptr, b.H, B, st.group, s, true);
+            cuda::prepare_act(*b.act, b.o, nullptr, b.H, B, st.group, s, true, L.gate.get());
             cuda::gemv_multi(gu, gu_y, 2, b.act.get(), b.o, B, s);
-            cuda::prepare_act(*b.act, b.g, b.u, b.I, B, st.group, s, true);  // silu(gate)·up fused into the prep
+            cuda::prepare_act(*b.act, b.g, b.u, b.I, B, st.group, s, true, L.down.get());  // silu(gate)·up fused
             cuda::gemv(*L.down, b.act.get(), b.g, B, b.h, s);
         } else if (!cublas) {
             cuda::gemv_multi(qkv, qkv_y, 3, nullptr, b.h, B, s);
@@ -238,7 +241,7 @@ nlohmann::json time_shape(const GpuWeightPtr& w0, const Stack& st, Buffers& b, i
     std::vector<float> x(size_t(C * B));  // nonzero inputs: zeros can run faster than real data
     for (size_t i = 0; i < x.size(); ++i) x[i] = float(std::cos(0.71 * double(i)));
     CK(cudaMemcpy(b.a, x.data(), x.size() * 4, cudaMemcpyHostToDevice));
-    if (!st.dense) cuda::prepare_act(*b.act, b.a, nullptr, C, B, st.group, s);
+    if (!st.dense) cuda::prepare_act(*b.act, b.a, nullptr, C, B, st.group, s, false, w0.get());
     auto launch = [&] {
         for (auto& w : ws) {
             if (cublas) cuda::gemv_cublas_bf16(*w, b.a, b.xb, B, b.g, s);
@@ -287,11 +290,50 @@ nlohmann::json bench_stack(const ModelConfig& c, const std::string& format, cons
     Buffers b(c.hidden, c.q_dim(), c.kv_dim(), c.intermediate, c.vocab, o.batch);
     nlohmann::json j{{"format", format}, {"weights", cuda::describe(*st.layers[0].q)}, {"stored_bytes_per_step", st.stored_bytes}};
     if (!st.dense) j["params"] = p.to_json();
+    const cuda::DecodeOptions opt = cuda::decode_options();
+    j["decode_path"] = st.dense ? "bf16" : cuda::int8_decode_path(*st.layers[0].q, o.batch) ? "int8" : "fp16";
+    j["pdl"] = opt.pdl, j["l2_prefetch"] = opt.l2_prefetch;
+    if (o.text)
+        std::printf("decode path %s, PDL %s, L2 tile prefetch %s\n", j["decode_path"].get<std::string>().c_str(), opt.pdl ? "on" : "off",
+                    opt.l2_prefetch ? "on" : "off");
     j["decode"] = time_stack(st, b, o.batch, false, o.generate, o.reps, copy_gbs, s);
     if (o.text) print_stack(("planeq " + format).c_str(), j["decode"]);
     if (cublas_too) {
         j["decode_cublas"] = time_stack(st, b, o.batch, true, o.generate, o.reps, copy_gbs, s);
         if (o.text) print_stack("cuBLAS bf16", j["decode_cublas"]);
+    }
+    // PLANEQ_BENCH_VARIANTS=1: the same stack under other settings of the decode switches (one binary, one
+    // weight upload: the A/B of docs/cuda.md's "what moved the numbers"); for the int8 path also the single
+    // GEMVs at 4 and 8 warps per tile.
+    if (const char* v = std::getenv("PLANEQ_BENCH_VARIANTS"); v && std::string(v) == "1") {
+        const cuda::DecodeOptions keep = cuda::decode_options();
+        const cuda::DecodeOptions variants[] = {
+            {false, false, false, 0}, {true, false, false, 0}, {false, true, false, 0}, {true, true, false, 4},
+            {true, true, false, 8},   {true, true, true, 4},   {true, true, true, 8},
+        };
+        for (const cuda::DecodeOptions& d : variants) {
+            if (st.dense && d.int8) continue;
+            cuda::set_decode_options(d);
+            nlohmann::json r = time_stack(st, b, o.batch, false, o.generate, o.reps, copy_gbs, s);
+            r["pdl"] = d.pdl, r["int8"] = d.int8, r["l2_prefetch"] = d.l2_prefetch, r["i8_warps"] = d.i8_warps;
+            const std::string label = std::string("  pdl ") + (d.pdl ? "1" : "0") + " int8 " + (d.int8 ? "1" : "0") + " l2pf " +
+                                      (d.l2_prefetch ? "1" : "0") + " w" + std::to_string(d.i8_warps);
+            if (o.text) print_stack(label.c_str(), r);
+            j["variants"].push_back(r);
+        }
+        if (!st.dense && cuda::int8_decode_path(*st.layers[0].q, o.batch))
+            for (int warps : {4, 8}) {
+                cuda::set_decode_options(cuda::DecodeOptions{true, true, keep.l2_prefetch, warps});
+                if (o.text) std::printf("single GEMV, int8 path, %d warps per tile:\n", warps);
+                const Layer& L0 = st.layers[0];
+                for (auto [name, w] : std::vector<std::pair<const char*, const GpuWeightPtr*>>{{"q/o", &L0.q}, {"k/v", &L0.k}, {"gate/up", &L0.gate}, {"down", &L0.down}}) {
+                    nlohmann::json r = time_shape(*w, st, b, o.batch, false, copy_gbs, s);
+                    r["i8_warps"] = warps;
+                    if (o.text) print_shape(name, r);
+                    j["variant_shapes"].push_back(r);
+                }
+            }
+        cuda::set_decode_options(keep);
     }
     // Single-GEMV timings at each distinct shape.
     const Layer& L = st.layers[0];

@@ -60,8 +60,28 @@ ActBufferPtr make_act_buffer(int64_t max_cols);
 // `up` non-null, the activation is silu(x) · up (the MLP's gate/up product), fused here. With `rms_norm`,
 // GEMVs on this buffer compute W x / rms(x), rms(x) = sqrt(mean(x²) + 1e-5) per token: RMSNorm's scale fused
 // into the output (a norm's per-channel weights would be applied to x first).
+// `for_weight` (optional): the weight(s) this buffer will feed. Where that weight and batch take the int8
+// decode path (int8_decode_path), the buffer is prepared for it (2× faster decode at 2 bits); the buffer then
+// serves only weights of the same format family (bit width) and group. Without it, the fp16 path as before.
 void prepare_act(ActBuffer& a, const float* x, const float* up, int64_t cols, int batch, int group, cudaStream_t s,
-                 bool rms_norm = false);
+                 bool rms_norm = false, const GpuWeight* for_weight = nullptr);
+
+// Decode-path switches, read when a kernel is launched or a buffer prepared (a captured graph keeps what was
+// set at capture). The environment variables PLANEQ_PDL, PLANEQ_GEMV_I8, PLANEQ_L2PF (0 / 1) and
+// PLANEQ_I8_WARPS (4 / 8) override the defaults at first use. docs/cuda.md has what each is worth.
+struct DecodeOptions {
+    bool pdl = true;          // programmatic dependent launch (non-default streams): a kernel streams its weights
+                              // while its predecessor finishes, so a kernel that WRITES weights must not run
+                              // right before a GEMV on the same stream without an event/sync between them
+    bool int8 = true;         // int8 tensor-core decode (mma.m16n8k32) for batch ≤ 4 where the format allows
+    bool l2_prefetch = false; // each GEMV block asks L2 for its whole weight tile when it starts
+    int i8_warps = 0;         // int8 path: warps per 16-row tile, 4 or 8; 0: automatic
+};
+DecodeOptions decode_options();
+void set_decode_options(const DecodeOptions& o);
+// True when `w` at `batch` takes the int8 path (with the current options): batch ≤ 4 and int b=2 (g ≥ 64),
+// b=4 (any g), tritplane (g ≥ 64), bitplane k=2…4 (g ≥ 128). int b=3 and the rest take the fp16 path.
+bool int8_decode_path(const GpuWeight& w, int batch);
 
 // y[batch × rows] = x[batch × cols] · Wᵀ on `s`; x, y device pointers. Plane formats need `act` prepared
 // from this x (and this weight's group size); bf16 reads x directly (act may be null).

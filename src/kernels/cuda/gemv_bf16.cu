@@ -10,6 +10,7 @@
 
 #include "kernels/cuda/cuda_gemv.hpp"
 #include "kernels/cuda/gpu_weight.hpp"
+#include "kernels/cuda/launch.cuh"
 
 namespace planeq::cuda {
 
@@ -33,6 +34,8 @@ __global__ void __launch_bounds__(256) bf16_gemv_kernel(const uint4* __restrict_
                                                          float* __restrict__ y, int rows, int cols) {
     const int lane = threadIdx.x & 31;
     const int r0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * kRowsPerWarp;
+    pdl_launch_dependents();
+    pdl_wait();  // x is the previous kernel's output (launch_pdl's contract)
     if (r0 >= rows) return;
     const int vecs = cols / 8;  // 16-byte vectors per row
     float acc[kRowsPerWarp][NB] = {};
@@ -72,7 +75,8 @@ __global__ void __launch_bounds__(256) bf16_gemv_kernel(const uint4* __restrict_
 template <int NB>
 void launch_bf16(const GpuWeight& w, const float* x, float* y, cudaStream_t s) {
     const int warps = int((w.rows + kRowsPerWarp - 1) / kRowsPerWarp);
-    bf16_gemv_kernel<NB><<<(warps + 7) / 8, 256, 0, s>>>(static_cast<const uint4*>(w.bf16), x, y, int(w.rows), int(w.cols));
+    launch_pdl(bf16_gemv_kernel<NB>, dim3((warps + 7) / 8), dim3(256), 0, s, static_cast<const uint4*>(w.bf16), x, y,
+               int(w.rows), int(w.cols));
 }
 
 template <int... NB>

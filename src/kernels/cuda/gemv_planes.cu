@@ -15,9 +15,15 @@
 
 #include "kernels/cuda/cuda_gemv.hpp"
 #include "kernels/cuda/gpu_weight.hpp"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/plane_decode.cuh"
 
 namespace planeq::cuda {
+
+// The int8 path (gemv_i8.cu), for batch ≤ 4 where the format allows.
+void prepare_act_i8(ActBuffer& a, const float* x, const float* up, int64_t cols, int batch, int group, int bits,
+                    cudaStream_t s);
+void gemv_i8(const GpuWeight* const* w, float* const* y, int n, const ActBuffer* act, int batch, cudaStream_t s);
 
 namespace {
 
@@ -30,31 +36,6 @@ __device__ __forceinline__ void mma16816(float* c, const uint32_t* a, uint32_t b
         "{%0,%1,%2,%3};\n"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// Coefficients of (group gs of the superchunk, row half h) from the lane's prefetched coefficient words
-// (layout: coef_block_bytes in gpu_weight.hpp). All indices are compile-time after unrolling.
-template <int F, int CW>
-__device__ __forceinline__ void unpack_coefs(const uint32_t (&c)[CW], int gs, int h, float* cf, float& bias) {
-    if constexpr (F == kInt2 || F == kInt3 || F == kInt4) {
-        const uint32_t v = c[gs * 2 + h];
-        const float s = __half2float(__ushort_as_half(uint16_t(v & 0xffffu)));
-        cf[0] = s;
-        if constexpr (F == kInt3) cf[1] = 4.0f * s;
-        bias = -s * float(v >> 16);
-    } else if constexpr (F == kTrit) {
-        const uint32_t v = c[gs * 2 + h];
-        cf[0] = __half2float(__ushort_as_half(uint16_t(v & 0xffffu)));
-        cf[1] = __half2float(__ushort_as_half(uint16_t(v >> 16)));
-        bias = -(cf[0] + cf[1]);
-    } else {
-        constexpr int K1 = plane_count(F) + 1;
-        const int base = (gs * 2 + h) * K1;
-        auto bf = [&](int i) { return __uint_as_float((i & 1) ? (c[i >> 1] & 0xffff0000u) : (c[i >> 1] << 16)); };
-        bias = bf(base);
-#pragma unroll
-        for (int m = 0; m < plane_count(F); ++m) cf[m] = bf(base + 1 + m);
-    }
 }
 
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
@@ -80,6 +61,7 @@ struct PlaneLaunch {
     const float* xsum;
     const float* xsq;  // per-(token, group) Σ x², or null: with it, y = W x / rms(x) (RMSNorm's scale, fused)
     int cols;
+    int l2_prefetch;   // request the block's whole weight tile from L2 at start (DecodeOptions)
 };
 
 // One warp = one 16-row tile × every 8th superchunk. Everything a superchunk needs (codes, coefficients,
@@ -99,6 +81,7 @@ __global__ void __launch_bounds__(kWarps * 32) plane_gemv_kernel(const PlaneLaun
     constexpr int CW = coef_block_bytes(F, GS) / 4;               // coefficient words per lane
     constexpr int WORDS = 16;                                     // per plane per lane (a b-bit plane uses 4b)
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    pdl_launch_dependents();
 
     int q = 0;
 #pragma unroll
@@ -106,6 +89,13 @@ __global__ void __launch_bounds__(kWarps * 32) plane_gemv_kernel(const PlaneLaun
         if (i < L.nprob && int(blockIdx.x) >= L.prob[i].block_begin) q = i;
     const PlaneProblem& pr = L.prob[q];
     const int T0 = int(blockIdx.x) - pr.block_begin;  // the block's row tile
+    if (L.l2_prefetch) {  // weights only: no earlier kernel writes them, so this may precede pdl_wait
+#pragma unroll
+        for (int p = 0; p < P; ++p)
+            prefetch_l2_block(pr.planes[p] + int64_t(T0) * L.supers * 32 * plane_bits(F, p),
+                              (long long)L.supers * 512 * plane_bits(F, p));
+        prefetch_l2_block(pr.coefs + int64_t(T0) * L.supers * 8 * (CW / 4), (long long)L.supers * 8 * CW * 4);
+    }
 
     struct Wt {
         uint32_t w[P][WORDS];
@@ -186,9 +176,11 @@ __global__ void __launch_bounds__(kWarps * 32) plane_gemv_kernel(const PlaneLaun
     auto item_S = [&](int it) { return warp + kWarps * it; };
     auto item_ok = [&](int it) { return it < items && item_S(it) < L.supers; };
     int buf = 0;
+    if (item_ok(0)) load_w(wc, item_T(0), item_S(0));
+    pdl_wait();  // from here on: activations (an earlier kernel's output) and y
     if (item_ok(0)) {
         if constexpr (STAGED) stage(0, item_S(0));
-        load_w(wc, item_T(0), item_S(0)), load_act(ac, item_S(0));
+        load_act(ac, item_S(0));
     }
 
     // RMSNorm's 1/rms(x) per token, while the first loads are in flight.
@@ -329,6 +321,8 @@ __device__ __forceinline__ float act_at(const float* x, const float* up, int64_t
 __global__ void prep_kernel(const float* __restrict__ x, const float* __restrict__ up, int cols, int ksteps, int batch,
                             int group, int groups_pad, uint4* __restrict__ xfrag, float* __restrict__ xsum,
                             float* __restrict__ xsq, int frag_blocks) {
+    pdl_launch_dependents();
+    pdl_wait();  // x is the previous kernel's output, and xfrag may still be read by the previous GEMV
     if (int(blockIdx.x) < frag_blocks) {
         const bool packed = batch <= kPackedMaxBatch;
         const int tid = blockIdx.x * blockDim.x + threadIdx.x;
@@ -386,7 +380,7 @@ void launch_kernel(PlaneLaunch L, cudaStream_t s) {
     (void)opted_in;
     int blocks = 0;  // one block per 16-row tile
     for (int i = 0; i < L.nprob; ++i) L.prob[i].block_begin = blocks, blocks += L.prob[i].tiles;
-    plane_gemv_kernel<F, MODE, KPG><<<blocks, kWarps * 32, smem, s>>>(L);
+    launch_pdl(plane_gemv_kernel<F, MODE, KPG>, dim3(blocks), dim3(kWarps * 32), size_t(smem), s, L);
 }
 
 template <int F, int NT>
@@ -420,6 +414,8 @@ ActBuffer::~ActBuffer() {
     cudaFree(xfrag);
     cudaFree(xsum);
     cudaFree(xsq);
+    cudaFree(xq8);
+    cudaFree(xsc);
 }
 void ActBufferDeleter::operator()(ActBuffer* a) const { delete a; }
 
@@ -430,24 +426,32 @@ ActBufferPtr make_act_buffer(int64_t max_cols) {
     PLANEQ_CUDA_CHECK(cudaMalloc(&a->xfrag, size_t(cols_pad / 16) * 16 * 4 * 16));
     PLANEQ_CUDA_CHECK(cudaMalloc(&a->xsum, size_t(cols_pad / 32) * 16 * sizeof(float)));
     PLANEQ_CUDA_CHECK(cudaMalloc(&a->xsq, size_t(cols_pad / 32) * 16 * sizeof(float)));
+    PLANEQ_CUDA_CHECK(cudaMalloc(&a->xq8, size_t(cols_pad) * 2 * 4));  // ≤ 4 tokens × (h, l) bytes per column
+    PLANEQ_CUDA_CHECK(cudaMalloc(&a->xsc, size_t(cols_pad / 32) * 4 * sizeof(float2)));
     return a;
 }
 
 void prepare_act(ActBuffer& a, const float* x, const float* up, int64_t cols, int batch, int group, cudaStream_t s,
-                 bool rms_norm) {
+                 bool rms_norm, const GpuWeight* for_weight) {
     if (batch < 1 || batch > 16) fail("cuda gemv: batch must be 1 … 16 (got " + std::to_string(batch) + ")");
     if (group != 32 && group != 64 && group != 128 && group != 256) fail("cuda gemv: group must be 32, 64, 128 or 256");
     const int64_t cols_pad = (cols + kSuperCols - 1) / kSuperCols * kSuperCols;
     if (cols_pad > a.max_cols) fail("cuda gemv: activation buffer too small for " + std::to_string(cols) + " columns");
+    a.cols_pad = cols_pad, a.cols = cols, a.batch = batch, a.group = group, a.rms_norm = rms_norm, a.i8_bits = 0;
+    if (for_weight && int8_decode_path(*for_weight, batch)) {
+        if (for_weight->group != group) fail("cuda prepare_act: group differs from the weight's");
+        prepare_act_i8(a, x, up, cols, batch, group, plane_bits(for_weight->fmt, 0), s);
+        PLANEQ_CUDA_CHECK(cudaGetLastError());
+        return;
+    }
     const int ksteps = int(cols_pad / 16), groups_pad = int(cols_pad / group);
     const int threads = 256;
     const int cols_per = batch <= kPackedMaxBatch ? 2 * batch : batch;
     const int frag_blocks = (ksteps * cols_per * 4 + threads - 1) / threads;
     const int sum_blocks = (batch * groups_pad + threads / 32 - 1) / (threads / 32);
-    prep_kernel<<<frag_blocks + sum_blocks, threads, 0, s>>>(x, up, int(cols), ksteps, batch, group, groups_pad,
-                                                             static_cast<uint4*>(a.xfrag), a.xsum, a.xsq, frag_blocks);
+    launch_pdl(prep_kernel, dim3(frag_blocks + sum_blocks), dim3(threads), 0, s, x, up, int(cols), ksteps, batch, group,
+               groups_pad, static_cast<uint4*>(a.xfrag), a.xsum, a.xsq, frag_blocks);
     PLANEQ_CUDA_CHECK(cudaGetLastError());
-    a.cols_pad = cols_pad, a.cols = cols, a.batch = batch, a.group = group, a.rms_norm = rms_norm;
 }
 
 // Plane weights only (bf16 is dispatched in gemv_bf16.cu).
@@ -457,11 +461,17 @@ void gemv_planes(const GpuWeight* const* w, float* const* y, int n, const ActBuf
     const GpuWeight& w0 = *w[0];
     if (act->batch != batch || act->group != w0.group || act->cols_pad != w0.supers * kSuperCols)
         fail("cuda gemv: activation buffer was prepared for another batch, group or width");
+    if (act->i8_bits) {
+        gemv_i8(w, y, n, act, batch, s);
+        PLANEQ_CUDA_CHECK(cudaGetLastError());
+        return;
+    }
     PlaneLaunch L{};
     L.nprob = n, L.supers = int(w0.supers), L.groups_pad = int(w0.groups_pad), L.batch = batch;
     for (int p = 0; p < 11; ++p) L.expo[p] = (uint32_t(25 - p) << 10) * 0x10001u;
     L.xfrag = static_cast<const uint4*>(act->xfrag), L.xsum = act->xsum;
     L.xsq = act->rms_norm ? act->xsq : nullptr, L.cols = int(act->cols);
+    L.l2_prefetch = decode_options().l2_prefetch ? 1 : 0;
     for (int i = 0; i < n; ++i) {
         const GpuWeight& wi = *w[i];
         if (wi.dense || wi.fmt != w0.fmt || wi.group != w0.group || wi.supers != w0.supers)

@@ -64,6 +64,11 @@ struct ActBuffer {
     void* xfrag = nullptr;  // [cols_pad/16 k-steps][batch][4 lanes t][16 B: hi pair, hi pair + 8, lo, lo + 8]
     float* xsum = nullptr;  // [batch][cols_pad / group]
     float* xsq = nullptr;   // [batch][cols_pad / group]: Σ x² per group (RMSNorm's scale)
+    // int8 path (gemv_i8.cu): x ≈ s·(h + l/254) per (token, group), h and l int8 in the permuted B order of
+    // plane_layout.hpp, [supers][2·batch columns (h, l)][4 lanes][64 B]; xsc [batch][cols_pad / group] = (s, Σ x̂)
+    int8_t* xq8 = nullptr;
+    float2* xsc = nullptr;
+    int i8_bits = 0;  // 0: the fp16 layout above was prepared; 1, 2, 4: the int8 layout for planes of that width
     int64_t max_cols = 0;
     // what was last prepared (checked by gemv)
     int64_t cols_pad = 0, cols = 0;

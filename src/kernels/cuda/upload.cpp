@@ -10,44 +10,11 @@
 #include "formats/tritplane.hpp"
 #include "kernels/cuda/cuda_gemv.hpp"
 #include "kernels/cuda/gpu_weight.hpp"
+#include "kernels/cuda/plane_layout.hpp"
 
 namespace planeq::cuda {
 
 namespace {
-
-// One plane of b-bit codes (R×C, natural order) → [tiles][supers][32 lanes][4b words]. In a lane's words,
-// word w holds k-steps w·(4/b) … (w+1)·(4/b) − 1; k-step j of the word and fragment register r (0–3) are
-// slot j·4 + r, at bits b·slot of the low half (even column) and of the high half (odd column). Register r
-// covers row g + 8·(r & 1) and columns 2t + 8·(r >> 1) of the 16 × 16 A tile (g = lane / 4, t = lane % 4).
-std::vector<uint32_t> pack_plane(const std::vector<uint8_t>& codes, int64_t R, int64_t C, int b, int64_t tiles,
-                                 int64_t supers) {
-    const int64_t words = 4 * b;
-    std::vector<uint32_t> out(size_t(tiles * supers * 32 * words), 0u);
-    const int per_word = 4 / b;
-    auto code = [&](int64_t r, int64_t c) -> uint32_t { return r < R && c < C ? codes[size_t(r * C + c)] : 0u; };
-#pragma omp parallel for schedule(static)
-    for (int64_t T = 0; T < tiles; ++T)
-        for (int64_t S = 0; S < supers; ++S)
-            for (int lane = 0; lane < 32; ++lane) {
-                const int g = lane >> 2, t = lane & 3;
-                uint32_t* dst = out.data() + ((T * supers + S) * 32 + lane) * words;
-                for (int w = 0; w < words; ++w) {
-                    uint32_t v = 0;
-                    for (int j = 0; j < per_word; ++j) {
-                        const int64_t ks = S * 16 + w * per_word + j;
-                        for (int r = 0; r < 4; ++r) {
-                            const int slot = j * 4 + r;
-                            const int64_t row = T * 16 + g + 8 * (r & 1);
-                            const int64_t col = ks * 16 + 2 * t + 8 * (r >> 1);
-                            v |= code(row, col) << (b * slot);
-                            v |= code(row, col + 1) << (16 + b * slot);
-                        }
-                    }
-                    dst[w] = v;
-                }
-            }
-    return out;
-}
 
 template <class T>
 void* to_device(const std::vector<T>& v, size_t& bytes) {

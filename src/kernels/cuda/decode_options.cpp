@@ -1,0 +1,32 @@
+// The decode path's switches (cuda_gemv.hpp: DecodeOptions): the defaults there, overridden at first use by the
+// environment (PLANEQ_PDL, PLANEQ_GEMV_I8, PLANEQ_L2PF = 0 / 1, PLANEQ_I8_WARPS = 4 / 8) or by the caller
+// (benchmark A/B, tests).
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/cuda/cuda_gemv.hpp"
+
+namespace planeq::cuda {
+
+namespace {
+bool env_flag(const char* name, bool dflt) {
+    const char* v = std::getenv(name);
+    return v ? std::strcmp(v, "0") != 0 : dflt;
+}
+DecodeOptions& current() {
+    static DecodeOptions o = [] {
+        DecodeOptions d;
+        d.pdl = env_flag("PLANEQ_PDL", d.pdl);
+        d.int8 = env_flag("PLANEQ_GEMV_I8", d.int8);
+        d.l2_prefetch = env_flag("PLANEQ_L2PF", d.l2_prefetch);
+        if (const char* w = std::getenv("PLANEQ_I8_WARPS")) d.i8_warps = std::atoi(w);
+        return d;
+    }();
+    return o;
+}
+}  // namespace
+
+DecodeOptions decode_options() { return current(); }
+void set_decode_options(const DecodeOptions& o) { current() = o; }
+
+}  // namespace planeq::cuda
