@@ -7,10 +7,16 @@
 #include "core/parallel.hpp"
 #include "core/scratch.hpp"
 #include "kernels/cpu/gemm_f32.hpp"
+#include "quant/device.hpp"
 
 namespace planeq {
 
-HessianAccumulator::HessianAccumulator(int64_t cols) : cols_(cols), sum_(size_t(cols * cols), 0.0f) {}
+HessianAccumulator::HessianAccumulator(int64_t cols, const QuantDevice* device) : cols_(cols) {
+    if (device) dev_ = device->hessian_sum(cols);
+    else sum_.assign(size_t(cols * cols), 0.0f);
+}
+
+HessianAccumulator::~HessianAccumulator() = default;
 
 void HessianAccumulator::add(const float* x, int64_t n, const float* row_weights) {
     const int64_t C = cols_;
@@ -34,6 +40,10 @@ void HessianAccumulator::add(const float* x, int64_t n, const float* row_weights
     if (weighted) xw = weighted;
     for (float m : item_max) max_abs_ = std::max(max_abs_, m);
     count_ += double(n);  // N counts tokens; row weights only reshape their shares
+    if (dev_) {
+        dev_->add(x, weighted, n);
+        return;
+    }
     // Upper block triangle: rows [i0, i0 + T) against columns [i0, C).
     const int64_t T = 256;
     for (int64_t i0 = 0; i0 < C; i0 += T) {
@@ -46,10 +56,12 @@ void HessianAccumulator::add(const float* x, int64_t n, const float* row_weights
 std::vector<double> HessianAccumulator::finalize() const {
     const int64_t C = cols_;
     std::vector<double> h(size_t(C * C));
+    const std::vector<float> dev_sum = dev_ ? dev_->sum() : std::vector<float>{};
+    const std::vector<float>& sum = dev_ ? dev_sum : sum_;
     const double scale = count_ > 0 ? 2.0 / count_ : 0.0;
     for (int64_t i = 0; i < C; ++i)
         for (int64_t j = 0; j < C; ++j)  // only the upper triangle (row ≤ column) was accumulated
-            h[size_t(i * C + j)] = double(sum_[size_t(std::min(i, j) * C + std::max(i, j))]) * scale;
+            h[size_t(i * C + j)] = double(sum[size_t(std::min(i, j) * C + std::max(i, j))]) * scale;
     return h;
 }
 

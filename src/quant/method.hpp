@@ -15,6 +15,8 @@
 
 namespace planeq {
 
+class QuantDevice;
+
 // One layer's setting (from the CLI defaults or a plan). Fields a method does not use are ignored.
 struct LayerSetting {
     std::string method = "gptq";
@@ -45,6 +47,9 @@ struct QuantMethod {
     LinearQuantResult (*run)(const float* W, int64_t rows, int64_t cols, const double* H, const LayerSetting& s);
     // Exact stored bits per weight of this setting on this shape (the budget solver plans with it).
     double (*bits_per_weight)(const LayerSetting& s, int64_t rows, int64_t cols);
+    // The same as run on a device (--device cuda), or null when the method has no device path.
+    LinearQuantResult (*run_on)(const float* W, int64_t rows, int64_t cols, const double* H, const LayerSetting& s,
+                                const QuantDevice& device) = nullptr;
 };
 
 const QuantMethod* find_method(std::string_view name);

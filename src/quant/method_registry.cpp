@@ -5,6 +5,7 @@
 #include "formats/bitplane.hpp"
 #include "formats/int_group.hpp"
 #include "quant/bpdq.hpp"
+#include "quant/device.hpp"
 #include "quant/method.hpp"
 #include "quant/ptqtp.hpp"
 
@@ -29,7 +30,8 @@ double bpw_int(const LayerSetting& s, int64_t rows, int64_t cols) {
     return 8.0 * double(bytes) / double(rows * cols);
 }
 
-LinearQuantResult run_int(const float* W, int64_t rows, int64_t cols, const double* H, const LayerSetting& s, bool compensate) {
+LinearQuantResult run_int(const float* W, int64_t rows, int64_t cols, const double* H, const LayerSetting& s, bool compensate,
+                          const QuantDevice* dev = nullptr) {
     GptqOptions o;
     o.bits = s.bits;
     o.group = s.group;
@@ -37,7 +39,8 @@ LinearQuantResult run_int(const float* W, int64_t rows, int64_t cols, const doub
     o.order = compensate ? s.order : (s.order == ColumnOrder::Dynamic ? ColumnOrder::Dynamic : ColumnOrder::None);
     o.damp = s.damp;
     o.compensate = compensate;
-    IntQuantResult q = gptq_quantize(W, rows, cols, o.order == ColumnOrder::None && !compensate ? nullptr : H, o);
+    const double* Hq = o.order == ColumnOrder::None && !compensate ? nullptr : H;
+    IntQuantResult q = dev ? dev->gptq(W, rows, cols, Hq, o) : gptq_quantize(W, rows, cols, Hq, o);
     LinearQuantResult r;
     const FormatParams p{s.bits, s.group, s.sym, !q.g_idx.empty()};
     r.weight = pack_int_group(rows, cols, p, q.codes, q.scales, q.zeros, q.g_idx);
@@ -50,10 +53,13 @@ LinearQuantResult run_int(const float* W, int64_t rows, int64_t cols, const doub
 
 const QuantMethod kRtn{"rtn", "round-to-nearest on the int-group grid (no calibration needed)", false, &check_int,
                        [](const float* W, int64_t r, int64_t c, const double* H, const LayerSetting& s) { return run_int(W, r, c, H, s, false); },
-                       &bpw_int};
+                       &bpw_int, nullptr};  // RTN is a memory pass: no device path
 const QuantMethod kGptq{"gptq", "GPTQ: Hessian-compensated int-group quantization", true, &check_int,
                         [](const float* W, int64_t r, int64_t c, const double* H, const LayerSetting& s) { return run_int(W, r, c, H, s, true); },
-                        &bpw_int};
+                        &bpw_int,
+                        [](const float* W, int64_t r, int64_t c, const double* H, const LayerSetting& s, const QuantDevice& d) {
+                            return run_int(W, r, c, H, s, true, &d);
+                        }};
 
 // BPDQ (/shared/methods/BPDQ.md) into the bitplane format: bits = planes k, GAR forced, damping 0.05.
 std::string check_bpdq(const LayerSetting& s, int64_t rows, int64_t cols) {
@@ -68,7 +74,7 @@ double bpw_bpdq(const LayerSetting& s, int64_t rows, int64_t cols) {
     return 8.0 * double(bytes) / double(rows * cols);
 }
 
-LinearQuantResult run_bpdq(const float* W, int64_t rows, int64_t cols, const double* H, const LayerSetting& s) {
+LinearQuantResult run_bpdq_on(const float* W, int64_t rows, int64_t cols, const double* H, const LayerSetting& s, const QuantDevice* dev) {
     BpdqOptions o;
     o.bits = s.bits;
     o.group = s.group;
@@ -76,7 +82,7 @@ LinearQuantResult run_bpdq(const float* W, int64_t rows, int64_t cols, const dou
     // BPDQ.md §5: damping 0.05 (GPTQModel's default). LayerSetting's default (0.01) is GPTQ's, and the
     // setting cannot tell "left at the default" from "asked for 0.01": the shared default means 0.05 here.
     o.damp = s.damp == LayerSetting{}.damp || s.damp <= 0 ? 0.05 : s.damp;
-    BpdqResult q = bpdq_quantize(W, rows, cols, H, o);
+    BpdqResult q = dev ? dev->bpdq(W, rows, cols, H, o) : bpdq_quantize(W, rows, cols, H, o);
     LinearQuantResult r;
     r.weight = pack_bitplane(rows, cols, FormatParams{s.bits, s.group, false, false}, q.codes, q.coefs);
     r.dequant = std::move(q.dequant);
@@ -87,8 +93,15 @@ LinearQuantResult run_bpdq(const float* W, int64_t rows, int64_t cols, const dou
     return r;
 }
 
+LinearQuantResult run_bpdq(const float* W, int64_t rows, int64_t cols, const double* H, const LayerSetting& s) {
+    return run_bpdq_on(W, rows, cols, H, s, nullptr);
+}
+
 const QuantMethod kBpdq{"bpdq", "BPDQ: bit-plane decomposition on a variable grid (k planes, k+1 bf16 coefficients per group)", true,
-                        &check_bpdq, &run_bpdq, &bpw_bpdq};
+                        &check_bpdq, &run_bpdq, &bpw_bpdq,
+                        [](const float* W, int64_t r, int64_t c, const double* H, const LayerSetting& s, const QuantDevice& d) {
+                            return run_bpdq_on(W, r, c, H, s, &d);
+                        }};
 
 const std::array kMethods = {
     &kRtn,

@@ -7,6 +7,7 @@
 #include "core/error.hpp"
 #include "kernels/cpu/gemm_f32.hpp"
 #include "model/forward.hpp"
+#include "quant/device.hpp"
 #include "quant/hessian.hpp"
 
 namespace planeq {
@@ -40,7 +41,10 @@ struct Quantizer {
         lin.weight.dequantize(W.data());
         for (float w : W)
             if (!std::isfinite(w)) fail("layer '" + lin.name + "' has NaN or infinite weights");
-        LinearQuantResult q = method->run(W.data(), R, C, H ? H->data() : nullptr, s);
+        const bool on_device = opt.device && method->run_on;
+        LinearQuantResult q = on_device ? method->run_on(W.data(), R, C, H ? H->data() : nullptr, s, *opt.device)
+                                        : method->run(W.data(), R, C, H ? H->data() : nullptr, s);
+        if (opt.device && !on_device) q.log.push_back(s.method + ": no " + opt.device->name() + " path, ran on the CPU");
 
         LayerReport rep;
         rep.name = lin.name;
@@ -125,6 +129,7 @@ nlohmann::json QuantizeReport::to_json() const {
     nlohmann::json ls = nlohmann::json::array();
     for (const auto& l : layers) ls.push_back(l.to_json());
     return {{"seconds", seconds},
+            {"device", device},
             {"forward_seconds", forward_seconds},
             {"hessian_seconds", hessian_seconds},
             {"method_seconds", method_seconds},
@@ -171,6 +176,7 @@ QuantizeReport quantize_model(Model& m, const std::vector<std::vector<int32_t>>&
         if (s.size() != segments.front().size()) fail("internal: calibration segments differ in length");
 
     QuantizeReport report;
+    if (opt.device) report.device = opt.device->name();
     report.calib_segments = data ? int64_t(segments.size()) : 0;
     report.calib_len = data && !segments.empty() ? int64_t(segments.front().size()) : 0;
     Quantizer q{m, opt, report};
@@ -239,7 +245,7 @@ QuantizeReport quantize_model(Model& m, const std::vector<std::vector<int32_t>>&
         // [q, k, v]: their shared input is the attention norm of the block input.
         accumulate = wanted(b.q) || wanted(b.k) || wanted(b.v);
         sink_norm2 = all_norm2 = 0;
-        HessianAccumulator h_qkv(d);
+        HessianAccumulator h_qkv(d, opt.device);
         for (int64_t s = 0; s < S; ++s) {
             forward_time([&] { rmsnorm(X.data() + s * L * d, b.attn_norm.data(), L, d, c.rms_eps, buf.h.data()); });
             hessian(h_qkv, buf.h.data(), L);
@@ -252,7 +258,7 @@ QuantizeReport quantize_model(Model& m, const std::vector<std::vector<int32_t>>&
         }
         // [o]: attention output computed with the quantized q, k, v.
         accumulate = wanted(b.o);
-        HessianAccumulator h_o(qd);
+        HessianAccumulator h_o(qd, opt.device);
         for (int64_t s = 0; s < S; ++s) {
             float* a = attn.data() + s * L * qd;
             forward_time([&] {
@@ -274,7 +280,7 @@ QuantizeReport quantize_model(Model& m, const std::vector<std::vector<int32_t>>&
         }
         // [gate, up]: residual with the quantized o, then the FFN norm.
         accumulate = wanted(b.gate) || wanted(b.up);
-        HessianAccumulator h_gu(d);
+        HessianAccumulator h_gu(d, opt.device);
         for (int64_t s = 0; s < S; ++s) {
             float* x = X.data() + s * L * d;
             forward_time([&] {
@@ -290,7 +296,7 @@ QuantizeReport quantize_model(Model& m, const std::vector<std::vector<int32_t>>&
         }
         // [down]: the SwiGLU activations from the quantized gate and up.
         accumulate = wanted(b.down);
-        HessianAccumulator h_down(I);
+        HessianAccumulator h_down(I, opt.device);
         for (int64_t s = 0; s < S; ++s) {
             float* a = keep_act ? act.data() + s * L * I : buf.gate.data();
             forward_time([&] { swiglu_of(b, X.data() + s * L * d, a); });
@@ -314,7 +320,7 @@ QuantizeReport quantize_model(Model& m, const std::vector<std::vector<int32_t>>&
     }
     accumulate = true;
     if (opt.quantize_head && wanted(m.lm_head)) {
-        HessianAccumulator h_head(d);
+        HessianAccumulator h_head(d, opt.device);
         for (int64_t s = 0; s < S; ++s) {
             rmsnorm(X.data() + s * L * d, m.final_norm.data(), L, d, c.rms_eps, buf.h.data());
             hessian(h_head, buf.h.data(), L);

@@ -36,6 +36,9 @@ struct QuantizeOptions {
     std::set<std::string> only;
     CalibSinks calib_sinks = CalibSinks::Keep;
     int64_t calib_sink_tokens = 1;             // N_c: first positions of each segment counted as sinks
+    // Non-null: Hessians and the methods with a device path (gptq, bpdq) run there (--device cuda); the
+    // calibration forward stays on the CPU.
+    const QuantDevice* device = nullptr;
 };
 
 struct LayerReport {
@@ -55,6 +58,7 @@ struct LayerReport {
 struct QuantizeReport {
     std::vector<LayerReport> layers;
     double seconds = 0, forward_seconds = 0, hessian_seconds = 0, method_seconds = 0;
+    std::string device = "cpu";
     int64_t calib_segments = 0, calib_len = 0;
     std::string calib_sinks = "keep";
     std::vector<double> sink_trace_share;  // per block: share of tr(H_qkv) the sink rows carry before weighting

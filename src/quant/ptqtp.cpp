@@ -649,10 +649,10 @@ LinearQuantResult run_ptqtp_h(const float* W, int64_t rows, int64_t cols, const 
 const QuantMethod kMethodPtqtp{"ptqtp",
                                "PTQTP: two ternary trit-planes + two fp16 scales per group, data-free alternating fit "
                                "(tritplane format, 3.5 bpw at g128)",
-                               false, &check_ptqtp, &run_ptqtp, &bpw_tritplane};
+                               false, &check_ptqtp, &run_ptqtp, &bpw_tritplane, nullptr};
 const QuantMethod kMethodPtqtpH{"ptqtp-h",
                                 "PTQTP fitted to the GPTQ objective: per-group trit-plane fits in the metric of U with "
                                 "GPTQ error propagation (needs --calib; tritplane format)",
-                                true, &check_ptqtp_h, &run_ptqtp_h, &bpw_tritplane};
+                                true, &check_ptqtp_h, &run_ptqtp_h, &bpw_tritplane, nullptr};
 
 }  // namespace planeq

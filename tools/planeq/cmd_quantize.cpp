@@ -9,8 +9,12 @@
 #include "io/output_dir.hpp"
 #include "loaded_model.hpp"
 #include "quant/calibration.hpp"
+#include "quant/device.hpp"
 #include "quant/pipeline.hpp"
 #include "quant/plan.hpp"
+#ifdef PLANEQ_HAVE_CUDA
+#include "quant/cuda/quant_cuda.hpp"
+#endif
 
 namespace planeq::cli {
 
@@ -25,6 +29,7 @@ struct QuantizeArgs {
     std::string calib_sinks = "keep";
     int64_t calib_sink_tokens = 1;
     uint64_t seed = 0;
+    std::string device = "cpu";
 };
 
 nlohmann::json quantization_config(const Model& m, const QuantizeArgs& a, const QuantizeOptions& opt, const nlohmann::json& calib) {
@@ -57,6 +62,15 @@ void run_quantize(QuantizeArgs& a) {
     a.setting.order = a.act_order ? ColumnOrder::Dynamic : parse_column_order(a.order);
     if (!find_method(a.setting.method)) fail("unknown method '" + a.setting.method + "' (known: " + method_names() + ")");
 
+    std::unique_ptr<QuantDevice> device;  // --device cuda: Hessians, GPTQ and BPDQ on the GPU
+    if (a.device == "cuda") {
+#ifdef PLANEQ_HAVE_CUDA
+        device = cuda::make_quant_device();
+#else
+        fail("--device cuda: this planeq was built without CUDA (configure with -DPLANEQ_CUDA=ON)");
+#endif
+    }
+
     LoadedModel lm = load_model(a.model);
     Model& m = *lm.model;
     QuantizeOptions opt;
@@ -64,6 +78,7 @@ void run_quantize(QuantizeArgs& a) {
     opt.quantize_head = a.quantize_head;
     opt.calib_sinks = parse_calib_sinks(a.calib_sinks);
     opt.calib_sink_tokens = a.calib_sink_tokens;
+    opt.device = device.get();
     if (!a.plan.empty()) opt.plan = load_plan(a.plan, m).settings;
 
     // Calibration: random segments of the calibration text (only when some layer's method needs data).
@@ -145,6 +160,11 @@ void register_quantize(CLI::App& app) {
         ->capture_default_str()->check(CLI::NonNegativeNumber);
     cmd->add_option("--plan", a->plan, "Per-layer settings from `planeq allocate` (plan.json)");
     cmd->add_flag("--quantize-head", a->quantize_head, "Quantize lm_head too (embeddings always stay 16-bit)");
+    cmd->add_option("--device", a->device,
+                    "cpu, or cuda: Hessians, GPTQ and BPDQ on the GPU (the calibration forward stays on the CPU; same output up to "
+                    "floating-point reassociation, docs/cuda.md)")
+        ->check(CLI::IsMember({"cpu", "cuda"}))
+        ->capture_default_str();
     cmd->add_flag("--force", a->force, "Replace the output directory if it exists");
     cmd->add_flag("-q,--quiet", a->quiet, "No progress bar");
     add_common(*cmd, a->common);

@@ -27,6 +27,7 @@ void register_ppl(CLI::App& app);
 void register_quantize(CLI::App& app);
 void register_allocate(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_bench_quant(CLI::App& app);
 void register_kld(CLI::App& app);
 void register_run(CLI::App& app);
 void register_info(CLI::App& app);

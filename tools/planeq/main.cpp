@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
     planeq::cli::register_kld(app);
     planeq::cli::register_run(app);
     planeq::cli::register_bench(app);
+    planeq::cli::register_bench_quant(app);
     planeq::cli::register_inspect(app);
     try {
         app.parse(argc, argv);
