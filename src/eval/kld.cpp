@@ -10,6 +10,7 @@
 
 #include "core/error.hpp"
 #include "model/forward.hpp"
+#include "model/runner.hpp"
 
 namespace planeq {
 
@@ -232,26 +233,33 @@ KldStats kld_summarize(std::vector<KldToken> per_token, KldMode mode) {
 
 KldStats kl_divergence(const Model& base, const Model& quant, std::span<const int32_t> ids, const PplOptions& opt, KldMode mode,
                        const PplProgress& progress) {
-    const int64_t vocab = base.config.vocab;
-    if (quant.config.vocab != vocab)
-        fail("base and quantized models have different vocabulary sizes (" + std::to_string(vocab) + " vs " +
+    if (quant.config.vocab != base.config.vocab)
+        fail("base and quantized models have different vocabulary sizes (" + std::to_string(base.config.vocab) + " vs " +
              std::to_string(quant.config.vocab) + ")");
+    std::unique_ptr<Runner> rb = make_cpu_runner(base, CacheOptions{}, opt.ctx), rq = make_cpu_runner(quant, CacheOptions{}, opt.ctx);
+    return kl_divergence(*rb, *rq, ids, opt, mode, progress);
+}
+
+KldStats kl_divergence(Runner& base, Runner& quant, std::span<const int32_t> ids, const PplOptions& opt, KldMode mode,
+                       const PplProgress& progress) {
+    const int64_t vocab = base.config().vocab;
+    if (quant.config().vocab != vocab)
+        fail("base and quantized models have different vocabulary sizes (" + std::to_string(vocab) + " vs " +
+             std::to_string(quant.config().vocab) + ")");
     const auto windows = ppl_windows(ids, opt);
     const int64_t first = opt.first_scored(), last = opt.ctx - 1;
     const int64_t per_window = std::max<int64_t>(0, last - first);
 
-    KVCache cache_b(base.config, opt.ctx), cache_q(quant.config, opt.ctx);
-    ForwardBuffers buf_b(base.config, opt.ctx), buf_q(quant.config, opt.ctx);
     std::vector<KldToken> all;
     all.reserve(windows.size() * size_t(per_window));
     std::vector<KldToken> row(static_cast<size_t>(per_window));
     const auto t0 = std::chrono::steady_clock::now();
     for (size_t w = 0; w < windows.size(); ++w) {
         const auto& u = windows[w];
-        cache_b.clear();
-        const auto lb = forward(base, cache_b, buf_b, u, Logits::All);  // stays valid: buf_b is not reused below
-        cache_q.clear();
-        const auto lq = forward(quant, cache_q, buf_q, u, Logits::All);
+        base.clear();
+        const auto lb = base.forward(u, Logits::All);  // stays valid: the base runner is not called again below
+        quant.clear();
+        const auto lq = quant.forward(u, Logits::All);
         if (mode == KldMode::Exact) {
 #pragma omp parallel for schedule(static)
             for (int64_t p = first; p < last; ++p)

@@ -110,5 +110,9 @@ KldStats kld_summarize(std::vector<KldToken> per_token, KldMode mode = KldMode::
 // summarizes. The models must have the same vocabulary size (planeq::Error otherwise).
 KldStats kl_divergence(const Model& base, const Model& quant, std::span<const int32_t> ids, const PplOptions& opt, KldMode mode,
                        const PplProgress& progress = {});
+// The same over two runners (model/runner.hpp; e.g. both on the GPU), each with room for opt.ctx tokens.
+class Runner;
+KldStats kl_divergence(Runner& base, Runner& quant, std::span<const int32_t> ids, const PplOptions& opt, KldMode mode,
+                       const PplProgress& progress = {});
 
 }  // namespace planeq

@@ -8,6 +8,7 @@
 #include "core/parallel.hpp"
 #include "kernels/cpu/vec_math.hpp"
 #include "model/forward.hpp"
+#include "model/runner.hpp"
 
 namespace planeq {
 
@@ -45,24 +46,19 @@ void ppl_from_nll(std::span<const double> nll, double& ppl, double& stderr_ppl) 
     stderr_ppl = n > 1 ? ppl * std::sqrt(std::max(0.0, (s2 / n - mean * mean) / (n - 1))) : 0.0;
 }
 
-PplResult perplexity(const Model& m, std::span<const int32_t> ids, const PplOptions& opt, const PplProgress& progress) {
+PplResult perplexity(Runner& runner, std::span<const int32_t> ids, const PplOptions& opt, const PplProgress& progress) {
     const auto windows = ppl_windows(ids, opt);
-    const int64_t vocab = m.config.vocab;
+    const int64_t vocab = runner.config().vocab;
     const int64_t first = opt.first_scored();
     PplResult r;
     r.windows = int64_t(windows.size());
     r.tokens = r.windows * opt.ctx;
-    KVCache cache(m.config, opt.cache.reference() ? opt.ctx : 0);
-    std::unique_ptr<SlotCache> slots;
-    if (!opt.cache.reference()) slots = std::make_unique<SlotCache>(m.config, opt.cache, opt.ctx, opt.cache_batch);
-    ForwardBuffers buf(m.config, opt.ctx);
     std::vector<double> nll_row(static_cast<size_t>(opt.ctx));
     const auto t0 = std::chrono::steady_clock::now();
     for (size_t w = 0; w < windows.size(); ++w) {
         const auto& u = windows[w];
-        cache.clear();
-        if (slots) slots->clear();
-        const auto logits = slots ? forward(m, *slots, buf, u, Logits::All) : forward(m, cache, buf, u, Logits::All);
+        runner.clear();
+        const auto logits = runner.forward(u, Logits::All);
         const int64_t last = opt.ctx - 1;
 #pragma omp parallel for schedule(static)
         for (int64_t p = first; p < last; ++p) nll_row[size_t(p)] = token_nll(logits.data() + p * vocab, vocab, u[size_t(p + 1)]);
@@ -79,6 +75,12 @@ PplResult perplexity(const Model& m, std::span<const int32_t> ids, const PplOpti
     r.scored_tokens = int64_t(r.token_nll.size());
     ppl_from_nll(r.token_nll, r.ppl, r.stderr_ppl);
     return r;
+}
+
+PplResult perplexity(const Model& m, std::span<const int32_t> ids, const PplOptions& opt, const PplProgress& progress) {
+    ppl_windows(ids, opt);  // the text's errors before the cache's
+    std::unique_ptr<Runner> r = make_cpu_runner(m, opt.cache, opt.ctx, opt.cache_batch);
+    return perplexity(*r, ids, opt, progress);
 }
 
 StreamPplResult stream_perplexity(const Model& m, std::span<const int32_t> ids, const StreamPplOptions& opt,

@@ -43,6 +43,9 @@ double token_nll(const float* logits, int64_t vocab, int32_t target);
 
 using PplProgress = std::function<void(int64_t windows_done, int64_t windows_total)>;
 PplResult perplexity(const Model& m, std::span<const int32_t> ids, const PplOptions& opt, const PplProgress& progress = {});
+// The same over any runner (model/runner.hpp), with room for opt.ctx tokens (opt.cache is the runner's business).
+class Runner;
+PplResult perplexity(Runner& r, std::span<const int32_t> ids, const PplOptions& opt, const PplProgress& progress = {});
 
 // Streaming perplexity (SINKS.md M2): the whole token stream runs through one cache (no windows, no
 // restarts), `batch` tokens per forward (1 = token by token; larger blocks give every query its own

@@ -5,64 +5,51 @@
 
 #include "core/error.hpp"
 #include "model/forward.hpp"
+#include "model/runner.hpp"
 
 namespace planeq {
 
-namespace {
-
-// The decode loop over either cache: step(tokens) runs a forward and returns the last logits; full()
-// says whether the cache can take another token.
-template <class Step, class Full>
-GenerateStats decode_loop(std::span<const int32_t> prompt, const GenerateOptions& opt, const std::function<bool(int32_t)>& on_token,
-                          Step&& step, Full&& full) {
+GenerateStats generate(Runner& r, std::span<const int32_t> prompt, const GenerateOptions& opt,
+                       const std::function<bool(int32_t)>& on_token) {
+    if (prompt.empty()) fail("the prompt is empty (a model needs at least one token to condition on)");
     Sampler sampler(opt.sampler);
+    const bool greedy = opt.sampler.temperature <= 0;  // the runner picks the argmax (on the GPU: no logits copy)
+    auto step = [&](std::span<const int32_t> t) { return greedy ? r.forward_argmax(t) : sampler.sample(r.forward(t, Logits::Last)); };
     GenerateStats st;
     st.prompt_tokens = int64_t(prompt.size());
     using clock = std::chrono::steady_clock;
     auto t0 = clock::now();
-    auto logits = step(prompt);
+    int32_t next = step(prompt);
     st.prompt_seconds = std::chrono::duration<double>(clock::now() - t0).count();
 
     t0 = clock::now();
-    while (st.generated_tokens < opt.max_new_tokens && !full()) {
-        const int32_t next = sampler.sample(logits);
+    while (st.generated_tokens < opt.max_new_tokens && !r.full()) {
         if (std::find(opt.stop_ids.begin(), opt.stop_ids.end(), next) != opt.stop_ids.end()) {
             st.stopped_at_eos = true;
             break;
         }
         ++st.generated_tokens;
         if (!on_token(next)) break;
-        if (st.generated_tokens == opt.max_new_tokens || full()) break;
-        logits = step(std::span<const int32_t>(&next, 1));
+        if (st.generated_tokens == opt.max_new_tokens || r.full()) break;
+        next = step(std::span<const int32_t>(&next, 1));
     }
     st.generate_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+    st.cache_bytes = r.cache_bytes();
     return st;
 }
 
-}  // namespace
+int64_t generate_capacity(std::span<const int32_t> prompt, const GenerateOptions& opt) {
+    const int64_t capacity = opt.ctx > 0 ? opt.ctx : int64_t(prompt.size()) + opt.max_new_tokens;
+    if (opt.cache.mode == CacheMode::Full && int64_t(prompt.size()) >= capacity)  // window/streaming caches never fill up
+        fail("the prompt has " + std::to_string(prompt.size()) + " tokens; the context holds " + std::to_string(capacity));
+    return capacity;
+}
 
 GenerateStats generate(const Model& m, std::span<const int32_t> prompt, const GenerateOptions& opt,
                        const std::function<bool(int32_t)>& on_token) {
     if (prompt.empty()) fail("the prompt is empty (a model needs at least one token to condition on)");
-    const bool bounded = opt.cache.mode == CacheMode::Full;  // window/streaming caches never fill up
-    const int64_t capacity = opt.ctx > 0 ? opt.ctx : int64_t(prompt.size()) + opt.max_new_tokens;
-    if (bounded && int64_t(prompt.size()) >= capacity)
-        fail("the prompt has " + std::to_string(prompt.size()) + " tokens; the context holds " + std::to_string(capacity));
-    ForwardBuffers buf(m.config, int64_t(prompt.size()));
-    if (opt.cache.reference()) {
-        KVCache cache(m.config, capacity);
-        GenerateStats st = decode_loop(
-            prompt, opt, on_token, [&](std::span<const int32_t> t) { return forward(m, cache, buf, t, Logits::Last); },
-            [&] { return cache.length >= capacity; });
-        st.cache_bytes = cache.bytes();
-        return st;
-    }
-    SlotCache cache(m.config, opt.cache, capacity, 1);
-    GenerateStats st = decode_loop(
-        prompt, opt, on_token, [&](std::span<const int32_t> t) { return forward(m, cache, buf, t, Logits::Last); },
-        [&] { return bounded && cache.length >= capacity; });
-    st.cache_bytes = cache.bytes();
-    return st;
+    std::unique_ptr<Runner> r = make_cpu_runner(m, opt.cache, generate_capacity(prompt, opt), 1);
+    return generate(*r, prompt, opt, on_token);
 }
 
 std::string Utf8Stream::push(const std::string& bytes) {

@@ -30,8 +30,16 @@ struct GenerateStats {
 };
 
 // on_token is called with each new token as soon as it is sampled; returning false stops early.
+// The CPU forward with opt.cache:
 GenerateStats generate(const Model& m, std::span<const int32_t> prompt, const GenerateOptions& opt,
                        const std::function<bool(int32_t)>& on_token);
+// Any runner (model/runner.hpp; e.g. the GPU's), empty, with room for generate_capacity() tokens. Greedy
+// sampling (temperature 0) takes the runner's argmax; other settings sample the copied-back logits.
+class Runner;
+GenerateStats generate(Runner& r, std::span<const int32_t> prompt, const GenerateOptions& opt,
+                       const std::function<bool(int32_t)>& on_token);
+// The KV capacity a full cache needs: opt.ctx, or prompt + max_new_tokens (throws when the prompt does not fit).
+int64_t generate_capacity(std::span<const int32_t> prompt, const GenerateOptions& opt);
 
 // Decodes a token stream incrementally, holding back bytes of an incomplete UTF-8 sequence.
 class Utf8Stream {

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
 
 #include "bench_cuda.hpp"
 #include "cache_args.hpp"
 #include "common.hpp"
+#include "device_runner.hpp"
 #include "core/bandwidth.hpp"
 #include "core/error.hpp"
 #include "core/progress.hpp"
@@ -33,6 +35,7 @@ struct BenchArgs {
     int batch = 1;
     bool no_baseline = false;
     bool quantize_head = false;
+    bool forward = false;  // --device cuda --shape: the whole forward instead of the linear stack
     CacheArgs cache;
 };
 
@@ -59,10 +62,12 @@ void run_bench_on_gpu(BenchArgs& a) {
 }
 
 void run_bench(BenchArgs& a) {
-    if (a.device == "cuda") return run_bench_on_gpu(a);
-    if (a.device != "cpu") fail("--device must be cpu or cuda (got '" + a.device + "')");
+    const bool gpu = device_is_cuda(a.device);
+    if (gpu && a.model.empty() && !a.forward) return run_bench_on_gpu(a);  // the linear stack of a shape
+    if (a.forward && !(gpu && !a.shape.empty())) fail("--forward goes with --device cuda --shape NAME (a MODEL always runs the whole forward)");
     apply_threads(a.common);
     if (a.model.empty() == a.shape.empty()) fail("give either a MODEL directory or --shape NAME");
+    if (gpu) a.no_bandwidth = true;  // the host's bandwidth says nothing about the GPU
     if (a.quantize_head && a.shape.empty()) fail("--quantize-head needs --shape (a model directory has its own lm_head)");
     // Bandwidth first, before the model occupies memory.
     Bandwidth bw;
@@ -76,7 +81,14 @@ void run_bench(BenchArgs& a) {
         if (fmt->name == "bf16" || fmt->name == "f32" || fmt->name == "f16") a.params = FormatParams{16, 0, false, false};
         const ModelConfig c = shape_config(a.shape);
         uint64_t seed = 1;
-        owned = synthetic_model(c, [&](const std::string&, int64_t r, int64_t k) { return random_weight(*fmt, r, k, a.params, seed++); }, 0);
+        // On the GPU one random weight per shape is generated and every layer gets a device clone of it.
+        std::map<std::pair<int64_t, int64_t>, PackedWeight> per_shape;
+        owned = synthetic_model(c, [&](const std::string&, int64_t r, int64_t k) {
+            if (!gpu) return random_weight(*fmt, r, k, a.params, seed++);
+            auto it = per_shape.find({r, k});
+            if (it == per_shape.end()) it = per_shape.emplace(std::make_pair(r, k), random_weight(*fmt, r, k, a.params, seed++)).first;
+            return it->second;
+        }, 0);
         if (a.quantize_head) {
             if (c.tie_embeddings) fail("--quantize-head: shape '" + a.shape + "' ties lm_head to the embeddings");
             owned->lm_head.weight = random_weight(*fmt, c.vocab, c.hidden, a.params, seed++);
@@ -93,15 +105,10 @@ void run_bench(BenchArgs& a) {
     for (int32_t& t : tokens) t = int32_t(rng.below(uint64_t(c.vocab)));
 
     const CacheOptions copt = cache_options(a.cache, c);
-    KVCache cache(c, copt.reference() ? a.prompt + a.generate + 1 : 0);
-    std::unique_ptr<SlotCache> slots;  // --cache / --kv-bits: the decode test runs through it
-    if (!copt.reference()) slots = std::make_unique<SlotCache>(c, copt, a.prompt + a.generate + 1, 1);
-    ForwardBuffers buf(c, std::max<int64_t>(a.prompt, 1));
-    auto step = [&](std::span<const int32_t> t) { return slots ? forward(m, *slots, buf, t, Logits::Last) : forward(m, cache, buf, t, Logits::Last); };
-    auto reset = [&] {
-        cache.clear();
-        if (slots) slots->clear();
-    };
+    std::unique_ptr<Runner> runner = make_device_runner(m, a.device, copt, a.prompt + a.generate + 1, 1, !a.common.json);
+    const SlotCache* slots = runner->slot_cache();  // --cache / --kv-bits on the CPU: the decode test runs through it
+    auto step = [&](std::span<const int32_t> t) { return runner->forward_argmax(t); };
+    auto reset = [&] { runner->clear(); };
     std::vector<double> prefill, decode;
     Progress bar("bench", 2 * (a.reps + 1), "runs");
     for (int rep = 0; rep <= a.reps; ++rep) {  // repetition 0 warms caches and page mappings up
@@ -129,27 +136,30 @@ void run_bench(BenchArgs& a) {
     }
     bar.finish();
 
-    const double bytes_tok = double(m.decode_bytes_per_token());
+    // Bytes one decode step streams: the GPU layout's (linears + head) on the GPU, the stored tensors on the CPU.
+    const double bytes_tok = gpu ? double(device_weight_bytes(*runner)) : double(m.decode_bytes_per_token());
     nlohmann::json j{{"model", what},
                      {"formats", m.format_summary()},
                      {"bpw_linear", m.bpw_linear()},
                      {"weight_bytes", m.weight_bytes()},
                      {"decode_bytes_per_token", bytes_tok},
                      {"threads", thread_count()},
+                     {"device", a.device},
                      {"repetitions", a.reps}};
+    if (gpu) j["gpu_weight_bytes"] = device_weight_bytes(*runner);
     if (!a.no_bandwidth) j["bandwidth"] = {{"copy_gbs", bw.copy_gbs}, {"read_gbs", bw.read_gbs}};
     // KV cache memory per token: the f32 cache, and the configured one (--cache/--kv-bits).
     const double f32_tok = 2.0 * double(c.n_layers) * double(c.kv_dim()) * 4.0;
     const double kv_tok = slots ? slots->bytes_per_token() : f32_tok;
     j["kv_cache"] = {{"config", copt.to_json()}, {"bytes_per_token", kv_tok}, {"f32_bytes_per_token", f32_tok},
-                     {"bytes_held", slots ? slots->bytes() : cache.bytes()}};
+                     {"bytes_held", runner->cache_bytes()}};
     if (slots && copt.mode != CacheMode::Full) j["kv_cache"]["slots"] = slots->slots();
     const bool text = !a.common.json;
     if (text) std::printf("%s: %s, %.4f bpw (linears), %s of weights, %d threads\n", what.c_str(), m.format_summary().c_str(), m.bpw_linear(),
                 human_bytes(double(m.weight_bytes())).c_str(), thread_count());
     if (text)
         std::printf("KV cache: %s, %s per token (f32: %s), %s held\n", copt.describe().c_str(), human_bytes(kv_tok).c_str(),
-                    human_bytes(f32_tok).c_str(), human_bytes(double(slots ? slots->bytes() : cache.bytes())).c_str());
+                    human_bytes(f32_tok).c_str(), human_bytes(double(runner->cache_bytes())).c_str());
     if (text && !a.no_bandwidth) std::printf("memory bandwidth (STREAM copy / read, 1 GiB): %.1f / %.1f GB/s\n", bw.copy_gbs, bw.read_gbs);
     if (!prefill.empty()) {
         const Stats s = stats_of(prefill);
@@ -189,7 +199,9 @@ void register_bench(CLI::App& app) {
     cmd->add_flag("--no-bandwidth", a->no_bandwidth, "Skip the memory bandwidth measurement");
     cmd->add_flag("--quantize-head", a->quantize_head, "With --shape: lm_head in the linears' format too (default bf16), as quantize --quantize-head");
     cmd->add_flag("--sym", a->params.sym, "Symmetric int weights (with --shape --format int)");
-    cmd->add_option("--device", a->device, "cpu, or cuda (GPU prefill (-p) and decode (-n) of the shape's linear stack; needs --shape)")->capture_default_str();
+    cmd->add_option("--device", a->device, "cpu, or cuda: a MODEL's whole forward on the GPU; with --shape the linear stack's "
+                                           "prefill (-p) and decode (-n), or with --forward the whole forward")->capture_default_str();
+    cmd->add_flag("--forward", a->forward, "--device cuda --shape: time the whole forward (attention, norms, KV cache) with random weights");
     cmd->add_option("--batch", a->batch, "Tokens decoded together on the GPU (1 … 16)")->capture_default_str()->check(CLI::Range(1, 16));
     cmd->add_flag("--no-baseline", a->no_baseline, "GPU: skip the cuBLAS bf16 baseline stack");
     add_cache_options(*cmd, a->cache);

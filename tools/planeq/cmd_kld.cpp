@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "common.hpp"
+#include "device_runner.hpp"
 #include "core/error.hpp"
 #include "core/progress.hpp"
 #include "core/text_file.hpp"
@@ -18,6 +19,7 @@ struct KldArgs {
     std::string base, quant, file, protocol = "second-half", mode = "exact";
     int64_t ctx = 512, max_windows = 0;
     bool stream_bos = false;
+    std::string device = "cpu";
 };
 
 // Both models must score the same token ids over the same vocabulary.
@@ -75,9 +77,10 @@ void run_kld(const KldArgs& a) {
     const KldMode mode = a.mode == "llama" ? KldMode::Llama : KldMode::Exact;
 
     const int64_t total = int64_t(ppl_windows(ids, opt).size());
+    std::unique_ptr<Runner> rb = make_device_runner(*lb.model, a.device, CacheOptions{}, opt.ctx, 1, !a.common.json);
+    std::unique_ptr<Runner> rq = make_device_runner(*lq.model, a.device, CacheOptions{}, opt.ctx, 1, !a.common.json);
     Progress bar("kld", total, "windows");
-    const KldStats s =
-        kl_divergence(*lb.model, *lq.model, ids, opt, mode, [&](int64_t done, int64_t) { bar.update(done); });
+    const KldStats s = kl_divergence(*rb, *rq, ids, opt, mode, [&](int64_t done, int64_t) { bar.update(done); });
     bar.finish();
 
     if (a.common.json) {
@@ -95,6 +98,7 @@ void run_kld(const KldArgs& a) {
                     {"scored_tokens", s.scored_tokens},
                     {"seconds", s.seconds},
                     {"threads", thread_count()},
+                    {"device", a.device},
                     {"ppl_q", me_json(s.ppl_q)},
                     {"ppl_base", me_json(s.ppl_base)},
                     {"nll_correlation", s.nll_correlation},
@@ -169,6 +173,7 @@ void register_kld(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("--max-windows", a->max_windows, "Evaluate only the first K windows (0 = all)")->check(CLI::NonNegativeNumber);
     cmd->add_flag("--stream-bos", a->stream_bos, "Prepend one BOS to the whole token stream (llama-perplexity does)");
+    add_device_option(*cmd, a->device);
     add_common(*cmd, a->common);
     cmd->callback([a] { run_kld(*a); });
 }

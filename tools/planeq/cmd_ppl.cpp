@@ -4,6 +4,8 @@
 
 #include "cache_args.hpp"
 #include "common.hpp"
+#include "device_runner.hpp"
+#include "core/error.hpp"
 #include "core/progress.hpp"
 #include "core/text_file.hpp"
 #include "eval/perplexity.hpp"
@@ -22,6 +24,7 @@ struct PplArgs {
     CacheArgs cache;
     bool stream = false;
     int64_t batch = 1, skip = 0, max_tokens = 0;
+    std::string device = "cpu";
 };
 
 // --stream: the whole text through one cache, token by token (or in equivalent blocks of --batch).
@@ -64,7 +67,10 @@ void run_ppl(const PplArgs& a) {
     const Model& m = *lm.model;
     const std::string text = read_text_file(a.file);
     const auto ids = lm.tokenizer->encode(text, /*add_special=*/false);
-    if (a.stream) return run_stream_ppl(a, lm, ids);
+    if (a.stream) {
+        if (device_is_cuda(a.device)) fail("ppl --stream runs on the CPU (its window/streaming caches are not on the GPU): drop --device cuda");
+        return run_stream_ppl(a, lm, ids);
+    }
 
     PplOptions opt;
     opt.ctx = a.ctx;
@@ -77,8 +83,9 @@ void run_ppl(const PplArgs& a) {
     opt.cache_batch = a.batch;
 
     const int64_t total = int64_t(ppl_windows(ids, opt).size());
+    std::unique_ptr<Runner> runner = make_device_runner(m, a.device, opt.cache, opt.ctx, opt.cache_batch, !a.common.json);
     Progress bar("ppl", total, "windows");
-    PplResult r = perplexity(m, ids, opt, [&](int64_t done, int64_t) { bar.update(done); });
+    PplResult r = perplexity(*runner, ids, opt, [&](int64_t done, int64_t) { bar.update(done); });
     bar.finish();
 
     const double flops = double(r.windows) * forward_flops(m, opt.ctx, 0, opt.ctx);
@@ -89,7 +96,7 @@ void run_ppl(const PplArgs& a) {
                     {"stream_bos", opt.stream_bos_prepend ? "prepend" : "none"}, {"cache", opt.cache.to_json()}, {"ppl", r.ppl}, {"stderr", r.stderr_ppl},
                     {"tokens", r.tokens}, {"file_tokens", ids.size()}, {"windows", r.windows}, {"scored_tokens", r.scored_tokens},
                     {"seconds", r.seconds}, {"tokens_per_s", r.tokens_per_s}, {"gflops_per_s", gflops},
-                    {"threads", thread_count()}, {"window_nll_sums", r.window_nll_sums}});
+                    {"threads", thread_count()}, {"device", a.device}, {"window_nll_sums", r.window_nll_sums}});
         return;
     }
     std::printf("model      %s (%s, %s)\n", a.model.c_str(), m.config.architecture.c_str(), m.format_summary().c_str());
@@ -98,7 +105,8 @@ void run_ppl(const PplArgs& a) {
                 (long long)r.windows, (long long)r.scored_tokens, opt.window_bos_replace ? ", BOS at every window start" : "");
     if (!opt.cache.reference()) std::printf("cache      %s\n", opt.cache.describe().c_str());
     std::printf("PPL        %.4f ± %.4f\n", r.ppl, r.stderr_ppl);
-    std::printf("speed      %.0f tokens/s, %.1f GFLOP/s, %.1f s (%d threads)\n", r.tokens_per_s, gflops, r.seconds, thread_count());
+    if (device_is_cuda(a.device)) std::printf("speed      %.0f tokens/s, %.1f GFLOP/s, %.1f s (GPU)\n", r.tokens_per_s, gflops, r.seconds);
+    else std::printf("speed      %.0f tokens/s, %.1f GFLOP/s, %.1f s (%d threads)\n", r.tokens_per_s, gflops, r.seconds, thread_count());
 }
 
 }  // namespace
@@ -115,6 +123,7 @@ void register_ppl(CLI::App& app) {
     cmd->add_option("--max-windows", a->max_windows, "Evaluate only the first K windows (0 = all)")->check(CLI::NonNegativeNumber);
     cmd->add_flag("--stream-bos", a->stream_bos, "Prepend one BOS to the whole token stream (llama-perplexity does)");
     add_cache_options(*cmd, a->cache);
+    add_device_option(*cmd, a->device);
     cmd->add_flag("--stream", a->stream, "Run the whole text through one cache (no windows): streaming perplexity");
     cmd->add_option("--batch", a->batch, "Window/streaming caches: tokens per forward (1 = token by token; B > 1 runs blocks of B "
                                          "queries, each with its own attention set: same result up to rounding)")

@@ -4,6 +4,7 @@
 #include "cache_args.hpp"
 #include "core/process_memory.hpp"
 #include "common.hpp"
+#include "device_runner.hpp"
 #include "loaded_model.hpp"
 #include "model/generate.hpp"
 
@@ -19,6 +20,7 @@ struct RunArgs {
     CacheArgs cache;
     bool ignore_eos = false;
     int64_t memory_every = 0;
+    std::string device = "cpu";
 };
 
 void run_run(const RunArgs& a) {
@@ -31,6 +33,7 @@ void run_run(const RunArgs& a) {
     opt.sampler = a.sampler;
     opt.stop_ids = a.ignore_eos ? std::vector<int32_t>{} : lm.model->config.eos_ids;
     opt.cache = cache_options(a.cache, lm.model->config);
+    std::unique_ptr<Runner> runner = make_device_runner(*lm.model, a.device, opt.cache, generate_capacity(prompt, opt), 1, !a.common.json);
     std::vector<std::pair<int64_t, int64_t>> rss;  // (generated tokens, VmRSS KiB)
     if (a.memory_every > 0) rss.emplace_back(0, rss_kib());
 
@@ -40,7 +43,7 @@ void run_run(const RunArgs& a) {
         std::fputs(a.prompt.c_str(), stdout);
         std::fflush(stdout);
     }
-    const GenerateStats st = generate(*lm.model, prompt, opt, [&](int32_t id) {
+    const GenerateStats st = generate(*runner, prompt, opt, [&](int32_t id) {
         out.push_back(id);
         if (a.memory_every > 0 && int64_t(out.size()) % a.memory_every == 0) {
             rss.emplace_back(int64_t(out.size()), rss_kib());
@@ -58,7 +61,7 @@ void run_run(const RunArgs& a) {
         print_json({{"cache", opt.cache.to_json()}, {"cache_bytes", st.cache_bytes}, {"memory", mem}, {"prompt", a.prompt}, {"prompt_tokens", st.prompt_tokens}, {"text", lm.tokenizer->decode(out, true)},
                     {"ids", out}, {"generated_tokens", st.generated_tokens}, {"stopped_at_eos", st.stopped_at_eos},
                     {"prompt_tokens_per_s", st.prompt_tokens_per_s()}, {"generate_tokens_per_s", st.generate_tokens_per_s()},
-                    {"threads", thread_count()}});
+                    {"threads", thread_count()}, {"device", a.device}});
         return;
     }
     std::fputs(stream.flush().c_str(), stdout);
@@ -83,6 +86,7 @@ void register_run(CLI::App& app) {
     cmd->add_option("--seed", a->sampler.seed, "Sampling seed")->capture_default_str();
     cmd->add_option("-c,--ctx", a->ctx, "KV cache size of --cache full (default: prompt + n)")->check(CLI::NonNegativeNumber);
     add_cache_options(*cmd, a->cache);
+    add_device_option(*cmd, a->device);
     cmd->add_flag("--ignore-eos", a->ignore_eos, "Do not stop at end-of-sequence tokens");
     cmd->add_option("--memory-every", a->memory_every, "Sample the process's VmRSS every K generated tokens (0 = off)")
         ->check(CLI::NonNegativeNumber);

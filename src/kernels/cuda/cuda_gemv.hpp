@@ -34,8 +34,8 @@ struct GpuWeightDeleter {
 };
 using GpuWeightPtr = std::unique_ptr<GpuWeight, GpuWeightDeleter>;
 
-// Repacks (int, bitplane, tritplane) or copies (bf16) and uploads. Throws planeq::Error with a clear message
-// for what the GPU does not support (g_idx, f32/f16 dense, unknown formats).
+// Repacks (int, bitplane, tritplane) or copies (bf16; f32/f16 are rounded to bf16) and uploads. Throws
+// planeq::Error with a clear message for what the GPU does not support (g_idx, unknown formats).
 GpuWeightPtr upload(const PackedWeight& w);
 // A second resident copy of the same weight (distinct device memory; benchmarks use it to build many layers).
 GpuWeightPtr clone(const GpuWeight& w);

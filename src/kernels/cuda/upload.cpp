@@ -50,13 +50,22 @@ GpuWeightPtr upload(const PackedWeight& pw) {
     const int64_t R = pw.rows, C = pw.cols;
     GpuWeightPtr w(new GpuWeight);
     w->rows = R, w->cols = C;
-    if (name == "bf16") {
-        if (C % 8 != 0) fail("cuda upload: bf16 weights need a multiple of 8 columns (got " + std::to_string(C) + ")");
+    if (name == "bf16" || name == "f32" || name == "f16") {
+        if (C % 8 != 0) fail("cuda upload: dense weights need a multiple of 8 columns (got " + std::to_string(C) + ")");
         w->dense = true;
         const WeightPart& part = pw.part("weight");
         PLANEQ_CUDA_CHECK(cudaMalloc(&w->bf16, size_t(R * C) * 2));
-        PLANEQ_CUDA_CHECK(cudaMemcpy(w->bf16, part.data, size_t(R * C) * 2, cudaMemcpyHostToDevice));
-        w->desc = "bf16";
+        if (name == "bf16") {
+            PLANEQ_CUDA_CHECK(cudaMemcpy(w->bf16, part.data, size_t(R * C) * 2, cudaMemcpyHostToDevice));
+        } else {  // f32 / f16 are rounded to bf16 (one rounding, round-to-nearest-even): the dense GPU kernels are bf16
+            std::vector<uint16_t> b(size_t(R * C));
+            const bool f32 = name == "f32";
+#pragma omp parallel for schedule(static)
+            for (int64_t i = 0; i < R * C; ++i)
+                b[size_t(i)] = f32_to_bf16(f32 ? part.as<float>()[i] : f16_to_f32(part.as<uint16_t>()[i]));
+            PLANEQ_CUDA_CHECK(cudaMemcpy(w->bf16, b.data(), b.size() * 2, cudaMemcpyHostToDevice));
+        }
+        w->desc = name == "bf16" ? "bf16" : std::string(name) + " (as bf16)";
         return w;
     }
     const FormatParams& p = pw.params;
