@@ -5,22 +5,19 @@
 # C= the carried folder (default .devcarry-infer) holding bins.tar.xz (planeq, planeq_tests: xz keeps the
 # call under the 64 MiB the device takes), libs.tar.xz and wiki.test.raw; the int2 copy is quantized there
 # (planeq quantize models/tiny-llama -m rtn -b 2 -g 128, 2 s). The test binary looks for the
-# models under the source dir it was built in (PLANEQ_SOURCE_DIR=SRC, default /work/wt-gpu-infer): links are
+# models under the source dir it was built in (PLANEQ_SOURCE_DIR=SRC, default /work/main): links are
 # made there. Usage: scripts/cuda-device-infer.sh [tests|all]   (TESTS=gtest filter, default CudaForward.*)
 set -uo pipefail
 mode=${1:-all}
 C=${C:-.devcarry-infer}
-SRC=${SRC:-/work/wt-gpu-infer}
-mkdir -p $C/lib && tar -xJf $C/libs.tar.xz -C $C/lib && { [ ! -f $C/bins.tar.xz ] || tar -xJf $C/bins.tar.xz -C $C; }
-cub=$(python3 -c 'import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__) + "/lib")' 2>/dev/null)
-export LD_LIBRARY_PATH=$PWD/$C/lib:/usr/local/cuda/lib64:${cub}:${LD_LIBRARY_PATH:-}
-export OMP_NUM_THREADS=16
+SRC=${SRC:-/work/main}
+. "$(dirname "${BASH_SOURCE[0]}")/cuda-device-env.sh"   # libraries, LD_LIBRARY_PATH
 mkdir -p $SRC/models $SRC/../shared/data/wikitext2
 ln -sfn $PWD/models/tiny-llama $SRC/models/tiny-llama
 ln -sf $PWD/$C/wiki.test.raw $SRC/../shared/data/wikitext2/wiki.test.raw
 W=$C/wiki.test.raw; M=models/tiny-llama; Q=$C/tiny-llama-int2; P="$C/planeq"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,clocks.max.sm,power.draw --format=csv 2>&1 | tee $OUT/env.txt
-timeout 150 $C/planeq_tests --gtest_brief=1 --gtest_filter="${TESTS:-CudaForward.*}" 2>&1 | tee $OUT/tests.log | grep -v "^\[ *OK"
+timeout ${TEST_TIMEOUT:-150} $C/planeq_tests --gtest_brief=1 --gtest_filter="${TESTS:-CudaForward.*}" 2>&1 | tee $OUT/tests.log | grep -v "^\[ *OK"
 [ "$mode" = tests ] && exit 0
 step() { echo "### $*"; timeout 100 "$@" 2>&1 | grep -v "^generating"; }
 {

@@ -4,9 +4,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 C=.devcarry
-mkdir -p $C/lib && tar -xJf $C/libs.tar.xz -C $C/lib
-export LD_LIBRARY_PATH=$PWD/$C/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-export OMP_NUM_THREADS=16
+. "$(dirname "${BASH_SOURCE[0]}")/cuda-device-env.sh"   # libraries, LD_LIBRARY_PATH
 B="$C/planeq bench --device cuda --shape llama3-8b --format int --bits 2 --group 128 --no-baseline -p 0"
 timeout 200 $B -n 100 -r 3 2>&1 | grep -v "^generating" | tee $OUT/bench.log
 cuobjdump -sass $C/planeq 2>/dev/null | awk '/Function :/{f = ($0 ~ /plane_gemv_kernelILi0ELi0ELi8E/)} f' > $OUT/sass_int2_mode0_g128.txt

@@ -6,10 +6,7 @@
 set -uo pipefail
 mode=${1:-full}
 C=${C:-.devcarry}
-mkdir -p $C/lib && tar -xJf $C/libs.tar.xz -C $C/lib
-cub=$(python3 -c 'import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__) + "/lib")' 2>/dev/null)
-export LD_LIBRARY_PATH=$PWD/$C/lib:/usr/local/cuda/lib64:${cub}:${LD_LIBRARY_PATH:-}
-export OMP_NUM_THREADS=16
+. "$(dirname "${BASH_SOURCE[0]}")/cuda-device-env.sh"   # libraries, LD_LIBRARY_PATH
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,clocks.max.sm,power.draw --format=csv 2>&1 | tee $OUT/env.txt
 timeout 240 $C/planeq_tests --gtest_brief=1 --gtest_filter="${TESTS:-CudaGemm.*:CudaGemv.*}" 2>&1 | tee $OUT/tests.log | tail -40
 B="$C/planeq bench --device cuda --shape llama3-8b -n 0 -r 5"

@@ -7,24 +7,7 @@ set -uo pipefail
 C=${C:-.devcarry}
 gptq_s=${1:-60}
 bpdq_s=${2:-100}
-mkdir -p $C/lib && tar -xJf $C/libs.tar.xz -C $C/lib
-# cuBLAS/cuSOLVER (and cuSOLVER's cuSPARSE/nvJitLink): the toolkit's, else the Python wheels'.
-extra=$(python3 - <<'PY' 2>/dev/null
-import importlib, os
-out = []
-for m in ("nvidia.cublas", "nvidia.cusolver", "nvidia.cusparse", "nvidia.nvjitlink", "nvidia.cuda_runtime", "nvidia.cu13"):
-    try:
-        mod = importlib.import_module(m)
-        for p in list(getattr(mod, "__path__", [])):
-            for sub in ("lib", "lib64"):
-                if os.path.isdir(os.path.join(p, sub)): out.append(os.path.join(p, sub))
-    except Exception:
-        pass
-print(":".join(out))
-PY
-)
-export LD_LIBRARY_PATH=$PWD/$C/lib:/usr/local/cuda/lib64:${extra}:${LD_LIBRARY_PATH:-}
-export OMP_NUM_THREADS=16
+. "$(dirname "${BASH_SOURCE[0]}")/cuda-device-env.sh"   # libraries, LD_LIBRARY_PATH
 { date -u; nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,memory.total --format=csv
   ldd $C/planeq | grep -iE "not found|cublas|cusolver|cusparse|nvjitlink|cudart"; } 2>&1 | tee $OUT/env.txt
 timeout 150 $C/planeq_tests --gtest_filter='CudaQuant*' 2>&1 | tee $OUT/tests.log | grep -vE "^\[ +(RUN|OK) " | tail -40

@@ -7,10 +7,7 @@ set -uo pipefail
 mode=${1:-full}
 cd "$(dirname "$0")/.."
 C=${C:-.devcarry}
-mkdir -p $C/lib && tar -xJf $C/libs.tar.xz -C $C/lib
-cub=$(python3 -c 'import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__) + "/lib")' 2>/dev/null)
-export LD_LIBRARY_PATH=$PWD/$C/lib:/usr/local/cuda/lib64:${cub}:${LD_LIBRARY_PATH:-}
-export OMP_NUM_THREADS=16
+. "$(dirname "${BASH_SOURCE[0]}")/cuda-device-env.sh"   # libraries, LD_LIBRARY_PATH
 { nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,clocks.max.sm,power.draw --format=csv; ldd $C/planeq | grep -i "not found\|cublas\|cudart"; } 2>&1 | tee $OUT/env.txt
 timeout 200 $C/planeq_tests --gtest_brief=1 ${TEST_FILTER:+--gtest_filter=$TEST_FILTER} 2>&1 | tee $OUT/tests.log | tail -25
 B="$C/planeq bench --device cuda --shape llama3-8b -p 0 -n 100 -r 5"

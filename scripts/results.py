@@ -451,7 +451,9 @@ def render():
     if partial:
         lines += [f"**Partial pass**: records with `max_windows` set used only the first {'/'.join(map(str, partial))} windows of 512",
                   "tokens per text (not the whole file); ± is the standard error over those windows. Quantization seconds are",
-                  "wall time on the 2-core machine (other work may have shared it).", ""]
+                  "wall time on the 2-core machine, and other work often shared it: several tiny-llama runs made while GPU builds",
+                  "and benchmarks ran beside them (e.g. `gptq-w2g32-gar` 1080 s, the `-dynamic` runs) took 10–100× their",
+                  "uncontended time (~10 s). The quantization-time bars are measured alone (README, Measured results).", ""]
     lines += ["## RTN and GPTQ baselines (issue 3)", "",
               "`gptq-…-none` is GPTQ in natural column order (act-order off); `-dynamic` is act-order with a stored g_idx",
               "(GPTQModel `desc_act`); `-gar` is group-aware reordering (act-order benefit, no g_idx; planeq's default).", ""]

@@ -165,7 +165,7 @@ void GpuRunner::linears(std::initializer_list<Out> outs, const float* x, const f
                 if (up) gather_columns(up, static_cast<const int32_t*>(l0.perm.get()), n, int(cols), as_f(gu_), s_), upin = as_f(gu_);
             }
             if (n <= kGemvMaxBatch) {
-                prepare_act(*act_, xin, upin, cols, n, l0.group, s_);
+                prepare_act(*act_, xin, upin, cols, n, l0.group, s_, false, l0.w.get());  // the int8 path where it applies
                 gemv_multi(ws, ys, k, act_.get(), xin, n, s_);
             } else {
                 prepare_prefill(*pre_, xin, upin, cols, n, s_);
