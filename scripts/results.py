@@ -610,7 +610,9 @@ def render_sinks():
     lines += ["", "### KV-cache quantization", "",
               f"P1, ctx 512, first {SINK_KV_WINDOWS} windows of the held-out text. K (pre-RoPE) and V in groups of 32 channels",
               "along the head dimension, fp16 scale and minimum (b + 1 bits per element); `keepN`: the first N tokens of every",
-              "window stay fp16 (PFN-N). ΔPPL against the f32 cache on the same windows.", "",
+              "window stay fp16 (PFN-N). ΔPPL against the f32 cache on the same windows. SINKS.md's `detected` protection",
+              "(tokens whose residual ρ passes τ_MA = 100 at the detection layer) is not built: no layer of either model",
+              "passes it (max ρ ≤ 53 in the sink table), so it would fall back to PFN-1, the `first 1 fp16` rows.", "",
               "| model | KV bits | sink protection | PPL | ΔPPL |", "|---|---:|---|---:|---:|"]
     for model in MODELS:
         base = recs.get((model, "kv-f32"))
