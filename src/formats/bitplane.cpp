@@ -9,6 +9,7 @@
 
 #include "core/cpu_features.hpp"
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 #include "kernels/cpu/bitplane_kernels.hpp"
 #include "kernels/cpu/int_group_kernels.hpp"
 
@@ -129,7 +130,7 @@ void gemv(const PackedWeight& w, const float* x, float* y) {
     thread_local ActBuffers buf;
     const SimdLevel level = simd_level();
     const BitplaneGemvVariant variant = bitplane_gemv_variant();
-    const int64_t rows = w.rows, step = 32;  // row blocks, dynamically scheduled (as the int format)
+    const int64_t rows = w.rows, step = 32;  // rows per chunk of parallel_stream (as the int format)
     cpu::BitplaneAct a;
 
     if (level == SimdLevel::Avx512 && (variant == BitplaneGemvVariant::F32Levels || variant == BitplaneGemvVariant::F32Lut)) {
@@ -150,8 +151,7 @@ void gemv(const PackedWeight& w, const float* x, float* y) {
         }
         auto kernel = variant == BitplaneGemvVariant::F32Lut ? &cpu::bitplane_gemv_rows_lut_avx512
                                                              : &cpu::bitplane_gemv_rows_levels_avx512;
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t r0 = 0; r0 < rows; r0 += step) kernel(v, a, r0, std::min(rows, r0 + step), y);
+        parallel_stream(rows, step, [&](int64_t lo, int64_t hi) { kernel(v, a, lo, hi, y); });
         return;
     }
 
@@ -175,15 +175,13 @@ void gemv(const PackedWeight& w, const float* x, float* y) {
     if (level == SimdLevel::Avx512 && variant == BitplaneGemvVariant::Int8RowBlocks) {
         const auto blocks = blocks_of(w);
         const int64_t nb = blocks->nblocks;
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t b0 = 0; b0 < nb; b0 += 2) cpu::bitplane_gemv_blocks_avx512(*blocks, a, b0, std::min(nb, b0 + 2), y);
+        parallel_stream(nb, 2, [&](int64_t lo, int64_t hi) { cpu::bitplane_gemv_blocks_avx512(*blocks, a, lo, hi, y); });
         return;
     }
     auto kernel = level == SimdLevel::Avx512 ? &cpu::bitplane_gemv_rows_avx512
                 : level == SimdLevel::Avx2   ? &cpu::bitplane_gemv_rows_avx2
                                              : &cpu::bitplane_gemv_rows_scalar;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t r0 = 0; r0 < rows; r0 += step) kernel(v, a, r0, std::min(rows, r0 + step), y);
+    parallel_stream(rows, step, [&](int64_t lo, int64_t hi) { kernel(v, a, lo, hi, y); });
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include "core/cpu_features.hpp"
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 #include "core/half.hpp"
 #include "kernels/cpu/int_group_kernels.hpp"
 
@@ -258,8 +259,8 @@ void gemv(const PackedWeight& w, const float* x, float* y) {
     }
     const SimdLevel level = kernel_level();
     const IntGemvVariant variant = int_group_gemv_variant();
-    // Rows go to threads in blocks of 32, dynamically: on a shared machine a descheduled thread's work is
-    // taken over instead of holding up the call (a block is ≥ 64 KB of codes at 4096 columns, 4-bit).
+    // Rows go to threads as contiguous streams, 32 rows (or two 16-row blocks) at a time, with stealing
+    // at the end (parallel_stream: a descheduled thread's work on a shared machine is taken over).
     const int64_t rows = w.rows, step = 32;
 
     if (variant == IntGemvVariant::F32Act && level == SimdLevel::Avx512 && g >= 64) {
@@ -270,9 +271,7 @@ void gemv(const PackedWeight& w, const float* x, float* y) {
             buf.xsum[size_t(j)] = s;
         }
         const float* xsum = buf.xsum.data();  // (buf is thread_local: name it outside the parallel region)
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t r0 = 0; r0 < rows; r0 += step)
-            cpu::int_group_gemv_rows_f32_avx512(v, x, xsum, r0, std::min(rows, r0 + step), y);
+        parallel_stream(rows, step, [&](int64_t lo, int64_t hi) { cpu::int_group_gemv_rows_f32_avx512(v, x, xsum, lo, hi, y); });
         return;
     }
 
@@ -306,15 +305,13 @@ void gemv(const PackedWeight& w, const float* x, float* y) {
     if (row_blocks && level == SimdLevel::Avx512 && !rt->blocks.bytes.empty()) {
         const cpu::IntBlocks& blocks = rt->blocks;
         const int64_t nb = blocks.nblocks;
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t b0 = 0; b0 < nb; b0 += 2) cpu::int_group_gemv_blocks_avx512(blocks, a, b0, std::min(nb, b0 + 2), y);
+        parallel_stream(nb, 2, [&](int64_t lo, int64_t hi) { cpu::int_group_gemv_blocks_avx512(blocks, a, lo, hi, y); });
         return;
     }
     auto kernel = level == SimdLevel::Avx512 ? &cpu::int_group_gemv_rows_avx512
                 : level == SimdLevel::Avx2   ? &cpu::int_group_gemv_rows_avx2
                                              : &cpu::int_group_gemv_rows_scalar;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t r0 = 0; r0 < rows; r0 += step) kernel(v, a, r0, std::min(rows, r0 + step), y);
+    parallel_stream(rows, step, [&](int64_t lo, int64_t hi) { kernel(v, a, lo, hi, y); });
 }
 
 }  // namespace

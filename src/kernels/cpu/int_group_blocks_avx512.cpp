@@ -32,6 +32,7 @@ PLANEQ_AI __m512i group_dots(const uint8_t* codes, const int8_t* xq) {
     constexpr int64_t QUADS = G / 4;
     __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
     const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(0x03);
+    const __m512i m2_1 = _mm512_set1_epi8(0x0C), m2_2 = _mm512_set1_epi8(0x30), m2_3 = _mm512_set1_epi8(char(0xC0));
     if constexpr (B == 4) {
         for (int64_t q = 0; q < QUADS; q += 4) {  // two vectors: quads q … q + 3
             const uint8_t* p = codes + q * 32;
@@ -39,9 +40,9 @@ PLANEQ_AI __m512i group_dots(const uint8_t* codes, const int8_t* xq) {
             _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + 64), kHint);
             const __m512i v0 = _mm512_loadu_si512(p), v1 = _mm512_loadu_si512(p + 64);
             s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(v0, m4), bcast_quad(xq + 4 * q));
-            s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4), bcast_quad(xq + 4 * q + 4));
+            s1 = _mm512_dpbusd_epi32(s1, _mm512_andnot_si512(m4, v0), bcast_quad(xq + 4 * q + 4));  // 16 × code
             s2 = _mm512_dpbusd_epi32(s2, _mm512_and_si512(v1, m4), bcast_quad(xq + 4 * q + 8));
-            s3 = _mm512_dpbusd_epi32(s3, _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4), bcast_quad(xq + 4 * q + 12));
+            s3 = _mm512_dpbusd_epi32(s3, _mm512_andnot_si512(m4, v1), bcast_quad(xq + 4 * q + 12));  // 16 × code
         }
     } else {
         const uint8_t* hi = codes + QUADS * 16;
@@ -49,10 +50,17 @@ PLANEQ_AI __m512i group_dots(const uint8_t* codes, const int8_t* xq) {
             const uint8_t* p = codes + q * 16;
             _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), kHint);
             const __m512i v = _mm512_loadu_si512(p);
-            s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(v, m2), bcast_quad(xq + 4 * q));
-            s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(v, 2), m2), bcast_quad(xq + 4 * q + 4));
-            s2 = _mm512_dpbusd_epi32(s2, _mm512_and_si512(_mm512_srli_epi16(v, 4), m2), bcast_quad(xq + 4 * q + 8));
-            s3 = _mm512_dpbusd_epi32(s3, _mm512_and_si512(_mm512_srli_epi16(v, 6), m2), bcast_quad(xq + 4 * q + 12));
+            if constexpr (B == 2) {  // fields masked in place (no shifts): s1..s3 count 4, 16, 64 × code
+                s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(v, m2), bcast_quad(xq + 4 * q));
+                s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(v, m2_1), bcast_quad(xq + 4 * q + 4));  // 4 × code
+                s2 = _mm512_dpbusd_epi32(s2, _mm512_and_si512(v, m2_2), bcast_quad(xq + 4 * q + 8));  // 16 × code
+                s3 = _mm512_dpbusd_epi32(s3, _mm512_and_si512(v, m2_3), bcast_quad(xq + 4 * q + 12));  // 64 × code
+            } else {
+                s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(v, m2), bcast_quad(xq + 4 * q));
+                s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(v, 2), m2), bcast_quad(xq + 4 * q + 4));
+                s2 = _mm512_dpbusd_epi32(s2, _mm512_and_si512(_mm512_srli_epi16(v, 4), m2), bcast_quad(xq + 4 * q + 8));
+                s3 = _mm512_dpbusd_epi32(s3, _mm512_and_si512(_mm512_srli_epi16(v, 6), m2), bcast_quad(xq + 4 * q + 12));
+            }
             if constexpr (B == 3) {  // the high bit counts 4: its plane selects 4 (u8) per set bit
                 const __m512i four = _mm512_set1_epi8(4);
                 for (int u = 0; u < 4; ++u) {
@@ -66,6 +74,15 @@ PLANEQ_AI __m512i group_dots(const uint8_t* codes, const int8_t* xq) {
                 }
             }
         }
+    }
+    // The in-place fields were multiples of 16 (int4 high nibble) or 4, 16, 64 (int2): exact shifts back.
+    if constexpr (B == 4) {
+        s1 = _mm512_srai_epi32(s1, 4);
+        s3 = _mm512_srai_epi32(s3, 4);
+    } else if constexpr (B == 2) {
+        s1 = _mm512_srai_epi32(s1, 2);
+        s2 = _mm512_srai_epi32(s2, 4);
+        s3 = _mm512_srai_epi32(s3, 6);
     }
     return _mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3));
 }
