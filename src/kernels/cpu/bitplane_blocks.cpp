@@ -27,7 +27,13 @@ BitplaneBlocks bitplane_to_blocks(const BitplaneView& w) {
                         const uint64_t nib = (bitplane_mask(row, w.cols, k, col / 64, m) >> (col % 64)) & 0xF;
                         word |= nib << (4 * r);
                     }
-                    std::memcpy(g + q * b.quad_bytes() + 8 * (m - 1), &word, 8);
+                    if (b.slot_bytes()) {  // byte 4ρ + i of the step's vector, bit (q mod Q)·k + m − 1
+                        const int64_t step = q / b.slot_quads(), bit = (q % b.slot_quads()) * k + m - 1;
+                        uint8_t* v = g + step * 64;
+                        for (int i = 0; i < 64; ++i) v[i] |= uint8_t(((word >> i) & 1) << bit);
+                    } else {
+                        std::memcpy(g + q * b.quad_bytes() + 8 * (m - 1), &word, 8);
+                    }
                 }
             }
             uint16_t coef[5 * 16] = {};

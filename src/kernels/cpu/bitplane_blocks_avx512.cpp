@@ -63,9 +63,51 @@ void block(const BitplaneBlocks& w, const BitplaneAct& a, int64_t blk, float* y)
     _mm512_mask_storeu_ps(y + r0, __mmask16((1u << nr) - 1), acc);
 }
 
+// The bit-slot layout (k = 2, 4; BitplaneBlocks::slot_bytes): one 64-byte vector per step of Q = 8/K
+// quads, each of its 8 bits one (quad, plane) slot; an AND isolates a slot in place and vpdpbusd sums
+// 2^slot · Σ_{b=1} xq into that slot's accumulator; per group each plane's slots are shifted back
+// (exact: every term is a multiple of 2^slot) and summed.
+template <int K, int G>
+void block_slots(const BitplaneBlocks& w, const BitplaneAct& a, int64_t blk, float* y) {
+    constexpr int Q = 8 / K;
+    constexpr int64_t STEPS = G / 4 / Q, GB = STEPS * 64 + (K + 1) * 32;
+    const uint8_t* p = w.bytes.data() + blk * w.block_bytes();
+    __m512i bit[8];
+    for (int i = 0; i < 8; ++i) bit[i] = _mm512_set1_epi8(char(1 << i));
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t j = 0; j < w.ngroups; ++j, p += GB) {
+        const int32_t* xq = reinterpret_cast<const int32_t*>(a.xq + j * G);
+        __m512i s[8];
+        for (int i = 0; i < 8; ++i) s[i] = _mm512_setzero_si512();
+        for (int64_t st = 0; st < STEPS; ++st) {
+            const uint8_t* pv = p + st * 64;
+            _mm_prefetch(reinterpret_cast<const char*>(pv + kPrefetchBytes), _MM_HINT_T0);
+            const __m512i v = _mm512_loadu_si512(pv);
+            for (int u = 0; u < Q; ++u) {
+                const __m512i xb = _mm512_set1_epi32(xq[st * Q + u]);
+                for (int m = 0; m < K; ++m) s[u * K + m] = _mm512_dpbusd_epi32(s[u * K + m], _mm512_and_si512(v, bit[u * K + m]), xb);
+            }
+        }
+        const uint8_t* cf = p + STEPS * 64;
+        const __m512 d = _mm512_set1_ps(a.d[j]);
+        acc = _mm512_fmadd_ps(_mm512_mul_ps(bf16x16(cf), d), _mm512_set1_ps(float(a.sx[j])), acc);
+        for (int m = 0; m < K; ++m) {
+            __m512i sm = _mm512_srai_epi32(s[m], m);  // plane m's slots are u·K + m
+            for (int u = 1; u < Q; ++u) sm = _mm512_add_epi32(sm, _mm512_srai_epi32(s[u * K + m], u * K + m));
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sm), _mm512_mul_ps(bf16x16(cf + 32 * (m + 1)), d), acc);
+        }
+    }
+    const int64_t r0 = 16 * blk, nr = std::min<int64_t>(16, w.rows - r0);
+    _mm512_mask_storeu_ps(y + r0, __mmask16((1u << nr) - 1), acc);
+}
+
 template <int K, int G>
 void run(const BitplaneBlocks& w, const BitplaneAct& a, int64_t b0, int64_t b1, float* y) {
-    for (int64_t b = b0; b < b1; ++b) block<K, G>(w, a, b, y);
+    if constexpr (K == 2 || K == 4) {
+        for (int64_t b = b0; b < b1; ++b) block_slots<K, G>(w, a, b, y);
+    } else {
+        for (int64_t b = b0; b < b1; ++b) block<K, G>(w, a, b, y);
+    }
 }
 
 template <int K>

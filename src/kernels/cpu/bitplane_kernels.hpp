@@ -93,6 +93,12 @@ struct BitplaneBlocks {
     int k = 2, group = 128;
     std::vector<uint8_t> bytes;  // nblocks × block_bytes()
     int64_t quad_bytes() const { return 8 * k; }
+    // k = 2, 4: "bit slots" — the quads of a group in steps of slot_quads() = 8 / k quads, one 64-byte
+    // vector a step: byte 4ρ + i holds, at bit u·k + m − 1, plane m of row ρ, column 4(step·8/k + u) + i.
+    // Masking one bit in place and vpdpbusd against quad u's broadcast x adds 2^bit · Σ_{b=1} xq: one AND
+    // per 64 plane bits instead of a mask load + kmov + masked move (the sums are shifted back per group).
+    bool slot_bytes() const { return k == 2 || k == 4; }
+    int64_t slot_quads() const { return 8 / k; }
     int64_t group_bytes() const { return group / 4 * quad_bytes() + (k + 1) * 32; }
     int64_t block_bytes() const { return ngroups * group_bytes(); }
 };
