@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/cpu/tritplane_digits_avx512.hpp"
 #include "kernels/cpu/tritplane_kernels.hpp"
 #include "kernels/cpu/tritplane_recode.hpp"
 
@@ -38,22 +39,11 @@ PLANEQ_AI __m512i bcast_quad(const void* x) {
     return _mm512_set1_epi32(v);
 }
 
-// Digits by the spec's recurrence: m ← m + m + m (mod 256), u = [m ≥ 86] + [m ≥ 171].
+// Digits by the spec's recurrence (tritplane_digits_avx512.hpp).
 struct CmpDecoder {
-    PLANEQ_AI void decode(__m512i m, __m512i* u) const {
-        const __m512i one = _mm512_set1_epi8(1), two = _mm512_set1_epi8(2);
-        const __m512i t86 = _mm512_set1_epi8(char(86)), t171 = _mm512_set1_epi8(char(171));
-#pragma GCC unroll 5
-        for (int k = 0; k < 5; ++k) {
-            if (k) m = _mm512_add_epi8(_mm512_add_epi8(m, m), m);
-            const __mmask64 k1 = _mm512_cmpge_epu8_mask(m, t86), k2 = _mm512_cmpge_epu8_mask(m, t171);
-            u[k] = _mm512_mask_mov_epi8(_mm512_maskz_mov_epi8(k1, one), k2, two);
-        }
-    }
+    PLANEQ_AI void decode(__m512i m, __m512i* u) const { p5_digits_cmp_avx512(m, u); }
 };
 
-// Digits by lookup: u_k = T_k[v], T_k in four registers (vpermi2b indexes 128 bytes by the low 7 bits; the
-// top bit picks the half).
 struct LutTables {
     alignas(64) uint8_t tab[5][256];
     constexpr LutTables() : tab{} {
