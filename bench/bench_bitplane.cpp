@@ -1,5 +1,5 @@
-// Decode (batch-1 GEMV) throughput of the bitplane format's kernel variants (docs/formats.md), next to the
-// int-group format at the same bits, from DRAM (every benchmark cycles through ≥ 512 MiB of weight copies)
+// Decode (batch-1 GEMV) throughput of the bitplane and tritplane formats' kernel variants (docs/formats.md),
+// next to the int-group format at the same bits, from DRAM (every benchmark cycles through ≥ 512 MiB of weight copies)
 // and hot (one L2-sized slice, the kernel's compute throughput on one thread).
 //
 //   planeq_bench_kernels --benchmark_filter=Bitplane --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "bench_util.hpp"
@@ -62,14 +63,35 @@ uint64_t read_bytes(const uint8_t* p, size_t n) {
 }
 
 
+// Sets the kernel variant the arguments name for one benchmark and restores the previous one after.
+struct VariantScope {
+    BitplaneGemvVariant bp = bitplane_gemv_variant();
+    TritplaneGemvVariant tp = tritplane_gemv_variant();
+    VariantScope(int variant, int k) {
+        if (variant == 98) set_tritplane_gemv_variant(TritplaneGemvVariant(k));
+        else if (variant != 99) set_bitplane_gemv_variant(BitplaneGemvVariant(variant));
+    }
+    ~VariantScope() {
+        set_bitplane_gemv_variant(bp);
+        set_tritplane_gemv_variant(tp);
+    }
+};
+
+std::string label(int k, int variant, int g) {
+    const std::string what = variant == 99   ? "int" + std::to_string(k)
+                             : variant == 98 ? std::string("tritplane ") + tritplane_gemv_variant_name(TritplaneGemvVariant(k))
+                                             : std::string("bitplane k") + std::to_string(k) + " " +
+                                                   bitplane_gemv_variant_name(BitplaneGemvVariant(variant));
+    return what + " g" + std::to_string(g);
+}
+
 // Args: rows, cols, k (bits), variant (BitplaneGemvVariant; 99 = the int-group format, default variant;
-// 98 = the tritplane format, k ignored), g.
+// 98 = the tritplane format, k = its TritplaneGemvVariant), g.
 void BM_BitplaneGemv(benchmark::State& state) {
     const int64_t rows = state.range(0), cols = state.range(1);
     const int k = int(state.range(2)), variant = int(state.range(3)), g = int(state.range(4));
     const bool is_int = variant == 99, is_trit = variant == 98;
-    const BitplaneGemvVariant saved = bitplane_gemv_variant();
-    if (!is_int && !is_trit) set_bitplane_gemv_variant(BitplaneGemvVariant(variant));
+    const VariantScope scope(variant, k);
     const PackedWeight one = is_int    ? random_int(rows, cols, k, g, 1)
                              : is_trit ? random_tritplane(rows, cols, g, 0.02f, 1)
                                        : random_bitplane(rows, cols, k, g, 1);
@@ -100,23 +122,19 @@ void BM_BitplaneGemv(benchmark::State& state) {
     state.counters["GB/s"] = benchmark::Counter(double(one.stored_bytes()), benchmark::Counter::kIsIterationInvariantRate,
                                                 benchmark::Counter::kIs1000);
     state.counters["weights/ns"] = benchmark::Counter(double(rows * cols) / 1e9, benchmark::Counter::kIsIterationInvariantRate);
-    state.SetLabel(std::string(is_int    ? "int" + std::to_string(k)
-                               : is_trit ? std::string("tritplane")
-                                         : std::string("bitplane k") + std::to_string(k) + " " +
-                                               bitplane_gemv_variant_name(BitplaneGemvVariant(variant))) +
-                   " g" + std::to_string(g) + " " + simd_level_name(simd_level()));
-    set_bitplane_gemv_variant(saved);
+    state.SetLabel(label(k, variant, g) + " " + simd_level_name(simd_level()));
 }
 
 // The whole GEMV on one thread, one weight of 256 rows × 4096 columns (≈ 300 KB at k = 2: L2-resident):
 // compute throughput without memory in the way.
 void BM_BitplaneGemvHot(benchmark::State& state) {
     const int k = int(state.range(0)), variant = int(state.range(1)), g = int(state.range(2));
-    const bool is_int = variant == 99;
-    const BitplaneGemvVariant saved = bitplane_gemv_variant();
-    if (!is_int) set_bitplane_gemv_variant(BitplaneGemvVariant(variant));
+    const bool is_int = variant == 99, is_trit = variant == 98;
+    const VariantScope scope(variant, k);
     const int64_t rows = 256, cols = 4096;
-    const PackedWeight w = is_int ? random_int(rows, cols, k, g, 1) : random_bitplane(rows, cols, k, g, 1);
+    const PackedWeight w = is_int    ? random_int(rows, cols, k, g, 1)
+                           : is_trit ? random_tritplane(rows, cols, g, 0.02f, 1)
+                                     : random_bitplane(rows, cols, k, g, 1);
     std::vector<float> x(size_t(cols), 0.5f), y(static_cast<size_t>(rows));
     const int threads = omp_get_max_threads();
     omp_set_num_threads(1);
@@ -126,10 +144,7 @@ void BM_BitplaneGemvHot(benchmark::State& state) {
     }
     omp_set_num_threads(threads);
     state.counters["weights/ns"] = benchmark::Counter(double(rows * cols) / 1e9, benchmark::Counter::kIsIterationInvariantRate);
-    state.SetLabel(std::string(is_int ? "int" + std::to_string(k) : std::string("bitplane k") + std::to_string(k) + " " +
-                                                                        bitplane_gemv_variant_name(BitplaneGemvVariant(variant))) +
-                   " g" + std::to_string(g));
-    set_bitplane_gemv_variant(saved);
+    state.SetLabel(label(k, variant, g));
 }
 
 void gemv_args(benchmark::internal::Benchmark* b) {
@@ -137,7 +152,7 @@ void gemv_args(benchmark::internal::Benchmark* b) {
         for (int v : {0, 1, 2, 3}) b->Args({r, c, 2, v, 128});
         b->Args({r, c, 2, 99, 128});
         b->Args({r, c, 3, 99, 128});
-        b->Args({r, c, 2, 98, 128});
+        for (int tv : {0, 1, 2, 3}) b->Args({r, c, tv, 98, 128});
     }
     for (int k : {3, 4})
         for (int v : {0, 3}) b->Args({4096, 4096, k, v, 128});
@@ -149,6 +164,9 @@ void hot_args(benchmark::internal::Benchmark* b) {
     for (int k : {2, 3, 4})
         for (int v : {0, 1, 2, 3}) b->Args({k, v, 128});
     b->Args({2, 99, 128});
+    b->Args({4, 99, 128});
+    for (int g : {128, 32, 64, 256})
+        for (int tv : {0, 1, 2, 3}) b->Args({tv, 98, g});
     b->Args({2, 3, 32});
     b->Args({2, 3, 256});
 }

@@ -2,7 +2,9 @@
 // geometry, packing round trips for every group size and odd shapes (partial superblocks, tail bytes),
 // byte-exact bit accounting, exact reference dequantization, the fast block dequantization, every SIMD
 // GEMV level bit-identical to the scalar model of the integer math and within the derived int8
-// activation-quantization bound of the f32 reference, the packed GEMM, bind_weight and check().
+// activation-quantization bound of the f32 reference, every GEMV variant (the superblock row kernel and
+// the 16-row blocks with each digit decoder) the same on 37-, 16- and 1-row shapes at every g, the packed
+// GEMM, bind_weight and check().
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -221,20 +223,38 @@ std::vector<float> random_x(int64_t n, uint32_t seed) {
     return x;
 }
 
+// y against the reference: the dequantized weight times the int8-quantized activations every level uses
+// (per weight group), within 1e-5 relative (the integer dots are exact; only the f32 combination rounds),
+// and against the f32 reference within the activation-quantization bound.
+void expect_within_reference(const Shape& sh, const std::vector<float>& wf, const std::vector<float>& x,
+                             const std::vector<float>& y, const std::string& where) {
+    std::vector<int8_t> xq(size_t(sh.cols + 64));
+    const int64_t G = sh.cols / sh.group;
+    std::vector<float> d(static_cast<size_t>(G));
+    std::vector<int32_t> sx(static_cast<size_t>(G));
+    cpu::int_group_quantize_act_scalar(x.data(), sh.cols, sh.group, xq.data(), d.data(), sx.data());
+    for (int64_t r = 0; r < sh.rows; ++r) {
+        double ref = 0, wx = 0, bound = 0, exact_q = 0;
+        for (int64_t c = 0; c < sh.cols; ++c) {
+            const double wv = wf[size_t(r * sh.cols + c)];
+            ref += wv * x[size_t(c)];
+            wx += std::fabs(wv * x[size_t(c)]);
+            bound += std::fabs(wv) * 0.5 * d[size_t(c / sh.group)];  // |x − d·xq| ≤ d/2
+            exact_q += wv * double(d[size_t(c / sh.group)]) * xq[size_t(c)];
+        }
+        const double fl = 1e-5 * (wx + bound) + 1e-30;
+        ASSERT_NEAR(y[size_t(r)], exact_q, fl) << where << " row " << r;
+        ASSERT_NEAR(y[size_t(r)], ref, bound + fl) << where << " row " << r;
+    }
+}
+
 TEST(Tritplane, GemvLevelsAgreeBitwiseAndWithinActivationBound) {
     SimdGuard guard;
     uint32_t seed = 40;
     for (const Shape& sh : kShapes) {
         const Source s = make_source(sh.rows, sh.cols, sh.group, seed++);
         const PackedWeight w = pack(s);
-        const auto wf = expected(s);
         const auto x = random_x(sh.cols, seed);
-        // The activation quantization every level uses (per weight group), for the bound.
-        std::vector<int8_t> xq(size_t(sh.cols + 64));
-        const int64_t G = sh.cols / sh.group;
-        std::vector<float> d(static_cast<size_t>(G));
-        std::vector<int32_t> sx(static_cast<size_t>(G));
-        cpu::int_group_quantize_act_scalar(x.data(), sh.cols, sh.group, xq.data(), d.data(), sx.data());
         std::vector<std::vector<float>> ys;
         for (SimdLevel level : levels()) {
             set_simd_level(level);
@@ -245,21 +265,59 @@ TEST(Tritplane, GemvLevelsAgreeBitwiseAndWithinActivationBound) {
         for (size_t l = 1; l < ys.size(); ++l)
             ASSERT_EQ(std::memcmp(ys[l].data(), ys[0].data(), ys[0].size() * 4), 0)
                 << name(sh) << ": " << simd_level_name(levels()[l]) << " differs from the scalar model";
-        for (int64_t r = 0; r < sh.rows; ++r) {
-            double ref = 0, wx = 0, bound = 0, exact_q = 0;
-            for (int64_t c = 0; c < sh.cols; ++c) {
-                const double wv = wf[size_t(r * sh.cols + c)];
-                ref += wv * x[size_t(c)];
-                wx += std::fabs(wv * x[size_t(c)]);
-                bound += std::fabs(wv) * 0.5 * d[size_t(c / sh.group)];  // |x − d·xq| ≤ d/2
-                exact_q += wv * double(d[size_t(c / sh.group)]) * xq[size_t(c)];
-            }
-            // The kernels compute exact_q (integer dots, exact) up to f32 rounding of the combination.
-            const double fl = 1e-5 * (wx + bound) + 1e-30;
-            ASSERT_NEAR(ys[0][size_t(r)], exact_q, fl) << name(sh) << " row " << r;
-            ASSERT_NEAR(ys[0][size_t(r)], ref, bound + fl) << name(sh) << " row " << r;
-        }
+        expect_within_reference(sh, expected(s), x, ys[0], name(sh));
     }
+}
+
+// Every GEMV variant at every level, on shapes for the 16-row blocks: 37 rows (two full blocks and a
+// partial one), 16 and 1; group counts 1, 2, 9 and 17 (odd counts leave a half unit at g = 32 and 64, and
+// partial superblocks). The row-block variants give the scalar model's bits too (same f32 combination).
+TEST(Tritplane, GemvVariantsMatchReferenceOnRowBlockShapes) {
+    SimdGuard guard;
+    const TritplaneGemvVariant saved = tritplane_gemv_variant();
+    uint32_t seed = 300;
+    for (int g : {32, 64, 128, 256})
+        for (int64_t rows : {37, 16, 1})
+            for (int64_t G : {1, 2, 9, 17}) {
+                const Shape sh{g, rows, G * g};
+                const Source s = make_source(sh.rows, sh.cols, sh.group, seed++);
+                const PackedWeight w = pack(s);
+                const auto wf = expected(s);
+                const auto x = random_x(sh.cols, seed);
+                set_simd_level(SimdLevel::Scalar);
+                std::vector<float> model(static_cast<size_t>(rows), -1.0f);
+                w.format->gemv(w, x.data(), model.data());
+                for (TritplaneGemvVariant v : {TritplaneGemvVariant::Int8Superblocks, TritplaneGemvVariant::Int8RowBlocksCmp,
+                                               TritplaneGemvVariant::Int8RowBlocksLut, TritplaneGemvVariant::Int8RowBlocksLut7}) {
+                    set_tritplane_gemv_variant(v);
+                    for (SimdLevel level : levels()) {
+                        set_simd_level(level);
+                        std::vector<float> y(static_cast<size_t>(rows), -1.0f);
+                        w.format->gemv(w, x.data(), y.data());
+                        const std::string where = name(sh) + " " + tritplane_gemv_variant_name(v) + " " + simd_level_name(level);
+                        expect_within_reference(sh, wf, x, y, where);
+                        ASSERT_EQ(std::memcmp(y.data(), model.data(), y.size() * 4), 0) << where << " differs from the scalar model";
+                    }
+                }
+                set_tritplane_gemv_variant(saved);
+            }
+}
+
+// The repack is also built on the fly where prepare() did not run (a weight packed at a lower level).
+TEST(Tritplane, RowBlocksWithoutPrepare) {
+    if (simd_level() != SimdLevel::Avx512) GTEST_SKIP() << "needs AVX-512";
+    SimdGuard guard;
+    const Shape sh{128, 37, 1152};
+    const Source s = make_source(sh.rows, sh.cols, sh.group, 9);
+    set_simd_level(SimdLevel::Scalar);
+    const PackedWeight w = pack(s);  // no runtime
+    ASSERT_EQ(w.runtime, nullptr);
+    const auto x = random_x(sh.cols, 9);
+    std::vector<float> model(size_t(sh.rows)), y(size_t(sh.rows));
+    w.format->gemv(w, x.data(), model.data());
+    set_simd_level(SimdLevel::Avx512);
+    w.format->gemv(w, x.data(), y.data());
+    EXPECT_EQ(std::memcmp(y.data(), model.data(), y.size() * 4), 0);
 }
 
 TEST(Tritplane, GemmMatchesReference) {

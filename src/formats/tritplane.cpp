@@ -3,7 +3,9 @@
 #include "formats/tritplane.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <memory>
 
 #include "core/cpu_features.hpp"
 #include "core/error.hpp"
@@ -160,10 +162,30 @@ void dequantize_block(const PackedWeight& w, int64_t r0, int64_t nr, int64_t c0,
 
 // ---- GEMV ---------------------------------------------------------------------------------------------
 
+std::atomic<int> g_variant{int(TritplaneGemvVariant::Int8RowBlocksLut7)};
+
+bool wants_lut7(TritplaneGemvVariant v) { return v == TritplaneGemvVariant::Int8RowBlocksLut7; }
+
+// The 16-row block repack of the row-block variants, built by prepare() where AVX-512 runs them, in the
+// byte code of the variant set then; on the fly (slowly) for a weight without it or with the other code.
+std::shared_ptr<const cpu::TritBlocks> blocks_of(const PackedWeight& w, bool lut7) {
+    if (w.runtime) {
+        auto b = std::static_pointer_cast<const cpu::TritBlocks>(w.runtime);
+        if (b->lut7 == lut7) return b;
+    }
+    return std::make_shared<const cpu::TritBlocks>(cpu::tritplane_to_blocks(view_of(w), lut7));
+}
+
+void prepare(PackedWeight& w) {
+    const TritplaneGemvVariant v = tritplane_gemv_variant();
+    if (simd_level() == SimdLevel::Avx512 && v != TritplaneGemvVariant::Int8Superblocks)
+        w.runtime = std::make_shared<cpu::TritBlocks>(cpu::tritplane_to_blocks(view_of(w), wants_lut7(v)));
+}
+
 struct ActBuffers {
     std::vector<int8_t> xq, xexp;
     std::vector<float> d, dexp;
-    std::vector<int32_t> sx, zinit;
+    std::vector<int32_t> sx, zinit, xext;
 };
 
 void gemv(const PackedWeight& w, const float* x, float* y) {
@@ -177,6 +199,25 @@ void gemv(const PackedWeight& w, const float* x, float* y) {
     if (level == SimdLevel::Avx512) cpu::int_group_quantize_act_avx512(x, cols, v.group, buf.xq.data(), buf.d.data(), buf.sx.data());
     else if (level == SimdLevel::Avx2) cpu::int_group_quantize_act_avx2(x, cols, v.group, buf.xq.data(), buf.d.data(), buf.sx.data());
     else cpu::int_group_quantize_act_scalar(x, cols, v.group, buf.xq.data(), buf.d.data(), buf.sx.data());
+    const TritplaneGemvVariant variant = tritplane_gemv_variant();
+    if (level == SimdLevel::Avx512 && variant != TritplaneGemvVariant::Int8Superblocks) {
+        const auto blocks = blocks_of(w, wants_lut7(variant));
+        buf.xext.resize(cpu::tritplane_xext_entries(*blocks));
+        cpu::tritplane_build_xext(*blocks, buf.xq.data(), buf.xext.data());
+        cpu::TritBlockAct a;
+        a.xq = buf.xq.data();
+        a.xext = buf.xext.data();
+        a.d = buf.d.data();
+        a.sx = buf.sx.data();
+        auto kernel = variant == TritplaneGemvVariant::Int8RowBlocksCmp ? &cpu::tritplane_gemv_blocks_cmp_avx512
+                      : variant == TritplaneGemvVariant::Int8RowBlocksLut ? &cpu::tritplane_gemv_blocks_lut_avx512
+                                                                          : &cpu::tritplane_gemv_blocks_lut7_avx512;
+        const int64_t nb = blocks->nblocks;
+        // Pairs of blocks to threads, dynamically (as the int and bitplane formats).
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int64_t b0 = 0; b0 < nb; b0 += 2) kernel(*blocks, a, b0, std::min(nb, b0 + 2), y);
+        return;
+    }
     // Rows go to threads in blocks, dynamically (a descheduled thread's rows are taken over).
     const int64_t rows = w.rows, step = 16;
     if (level == SimdLevel::Scalar) {
@@ -201,6 +242,18 @@ void gemv(const PackedWeight& w, const float* x, float* y) {
 }
 
 }  // namespace
+
+void set_tritplane_gemv_variant(TritplaneGemvVariant v) { g_variant.store(int(v)); }
+TritplaneGemvVariant tritplane_gemv_variant() { return TritplaneGemvVariant(g_variant.load(std::memory_order_relaxed)); }
+const char* tritplane_gemv_variant_name(TritplaneGemvVariant v) {
+    switch (v) {
+        case TritplaneGemvVariant::Int8Superblocks: return "int8-superblocks";
+        case TritplaneGemvVariant::Int8RowBlocksCmp: return "int8-rowblocks-cmp";
+        case TritplaneGemvVariant::Int8RowBlocksLut: return "int8-rowblocks-lut";
+        case TritplaneGemvVariant::Int8RowBlocksLut7: return "int8-rowblocks-lut7";
+    }
+    return "?";
+}
 
 PackedWeight pack_tritplane(int64_t rows, int64_t cols, int group, std::span<const int8_t> t1, std::span<const int8_t> t2,
                             std::span<const uint16_t> scales_f16) {
@@ -240,6 +293,7 @@ PackedWeight pack_tritplane(int64_t rows, int64_t cols, int group, std::span<con
     const auto specs = layout(rows, cols, p);
     w.add_part(specs[0], tw);
     w.add_part(specs[1], {reinterpret_cast<const uint8_t*>(scales_f16.data()), scales_f16.size() * 2});
+    prepare(w);
     return w;
 }
 
@@ -296,6 +350,7 @@ PackedWeight random_tritplane(int64_t rows, int64_t cols, int group, float sigma
     const auto specs = layout(rows, cols, p);
     w.add_part(specs[0], tw);
     w.add_part(specs[1], {reinterpret_cast<const uint8_t*>(scales.data()), scales.size() * 2});
+    prepare(w);
     return w;
 }
 
@@ -307,7 +362,7 @@ const WeightFormat kFormatTritplane{
     &dequantize_rows,
     &gemv,
     &gemm_packed,
-    nullptr,
+    &prepare,
     &dequantize_block,
 };
 

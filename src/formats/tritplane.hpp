@@ -90,4 +90,16 @@ void unpack_tritplane(const PackedWeight& w, int8_t* t1, int8_t* t2);
 // α2 ~ α1·U(0.2, 0.5): synthetic models for `planeq bench --shape`. Deterministic in seed.
 PackedWeight random_tritplane(int64_t rows, int64_t cols, int group, float sigma, uint64_t seed);
 
+// GEMV kernel variants (docs/formats.md has the measurements). Process-wide setting; the row-block
+// variants run on AVX-512 (built by prepare()), other levels use the superblock row kernels.
+enum class TritplaneGemvVariant {
+    Int8Superblocks,   // row by row, 16 (group, plane) segments of 8 groups as the lanes (kernel order)
+    Int8RowBlocksCmp,  // 16-row blocks, one lane per row; digits by the add/compare recurrence
+    Int8RowBlocksLut,  // 16-row blocks; digits by 256-entry vpermi2b lookups
+    Int8RowBlocksLut7, // 16-row blocks recoded (kernels/cpu/tritplane_recode.hpp): one 128-entry lookup per digit
+};
+void set_tritplane_gemv_variant(TritplaneGemvVariant v);
+TritplaneGemvVariant tritplane_gemv_variant();
+const char* tritplane_gemv_variant_name(TritplaneGemvVariant v);
+
 }  // namespace planeq

@@ -19,6 +19,7 @@
 
 #include "core/half.hpp"
 #include "formats/tritplane.hpp"
+#include "kernels/cpu/tritplane_digits_avx512.hpp"
 #include "kernels/cpu/tritplane_kernels.hpp"
 
 namespace planeq::cpu {
@@ -28,15 +29,10 @@ namespace {
 #define PLANEQ_AI inline __attribute__((always_inline))
 
 PLANEQ_AI void digits5(__m512i m, const int8_t* x, __m512i* acc) {
-    const __m512i one = _mm512_set1_epi8(1), two = _mm512_set1_epi8(2);
-    const __m512i t86 = _mm512_set1_epi8(char(86)), t171 = _mm512_set1_epi8(char(171));
+    __m512i u[5];
+    p5_digits_cmp_avx512(m, u);
 #pragma GCC unroll 5
-    for (int k = 0; k < 5; ++k) {
-        if (k) m = _mm512_add_epi8(_mm512_add_epi8(m, m), m);
-        const __mmask64 k1 = _mm512_cmpge_epu8_mask(m, t86), k2 = _mm512_cmpge_epu8_mask(m, t171);
-        const __m512i u = _mm512_mask_mov_epi8(_mm512_maskz_mov_epi8(k1, one), k2, two);
-        acc[k] = _mm512_dpbusd_epi32(acc[k], u, _mm512_loadu_si512(x + 64 * k));
-    }
+    for (int k = 0; k < 5; ++k) acc[k] = _mm512_dpbusd_epi32(acc[k], u[k], _mm512_loadu_si512(x + 64 * k));
 }
 
 inline __mmask64 bytes_mask(int64_t n) { return n >= 64 ? ~__mmask64(0) : (__mmask64(1) << n) - 1; }

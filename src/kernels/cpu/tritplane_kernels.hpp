@@ -23,6 +23,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace planeq::cpu {
 
@@ -71,6 +72,52 @@ void tritplane_segment_digits(const TritplaneView& w, const uint8_t* row, int64_
 
 // Rows [r0, r0 + nr) × columns [c0, c0 + nc) to f32 into out[nr × nc], bit-identical to the reference.
 void tritplane_dequant_block_avx512(const TritplaneView& w, int64_t r0, int64_t nr, int64_t c0, int64_t nc, float* out);
+
+// ---- row blocks (the default GEMV on AVX-512) -----------------------------------------------------
+// The trits repacked at load into blocks of 16 rows so that one int32 lane is one row: the activation quad
+// of a vpdpbusd is the same for all 16 lanes (a broadcast of 4 natural-order xq, no expanded activations
+// for the main bytes) and a block is one sequential byte stream. Still 1.6 bits per trit: P5 bytes are
+// copied, or translated byte for byte into the Lut7 code (the Lut7 variant). Block b (rows 16b … 16b + 15; rows past the end zero) is a sequence of units of
+// U groups (U = 1 where a segment's E extra bytes pair up into 32-bit lanes, g ∈ {128, 256}; U = 2 where
+// E is odd, g ∈ {32, 64}; a last unit of an odd group count is stored as a full one, its missing group
+// zero). A unit's 2U segments s = 2·(group − first group) + plane are laid out as
+//   main: segment by segment, M/4 vectors of 64 bytes: byte 4ρ + i of vector v = byte 4v + i of row ρ's
+//         segment — digit k of it is trit M·k + 4v + i, so the activation quad is xq[j·g + M·k + 4v …];
+//   extras: W = ⌈2U·E/4⌉ vectors: lane ρ holds row ρ's extra bytes (bytes M … nb − 1 of segment 0, then of
+//         segment 1, …) 4 at a time, zero padded; a lane can mix segments, so its activation quads are
+//         per (unit, word, digit, segment) with zeros in the other segments' bytes (TritBlockAct::xext);
+//   scales: 2U × 16 fp16, [s][ρ].
+// Bytes per 16 rows and group: exactly the stored 16·(2·nb + 4) (plus the odd last group's padding).
+// Float combination: as the row kernels — 16 f32 accumulators per row, lane L = 2·(j mod 8) + plane,
+// fma(float(acc), float(α)·d_j, o_L), folded by tritplane_reduce16 — so every variant gives the same bits.
+struct TritBlocks {
+    int64_t rows = 0, cols = 0, ngroups = 0, nblocks = 0, nunits = 0;
+    int group = 128, nb = 26, M = 24, E = 2, U = 1, W = 1;
+    bool lut7 = false;           // bytes in the Lut7 code (tritplane_recode.hpp) instead of P5
+    std::vector<uint8_t> bytes;  // nblocks × block_bytes()
+    int64_t unit_bytes() const { return 2 * U * (M / 4) * 64 + W * 64 + 2 * U * 32; }
+    int64_t block_bytes() const { return nunits * unit_bytes(); }
+};
+TritBlocks tritplane_to_blocks(const TritplaneView& w, bool lut7);  // the repack (portable)
+
+struct TritBlockAct {
+    const int8_t* xq = nullptr;     // [cols + 64], natural order
+    const int32_t* xext = nullptr;  // [nunits][W][5][2U] activation quads of the extra words
+    const float* d = nullptr;       // [ngroups] group scales
+    const int32_t* sx = nullptr;    // [ngroups] Σ xq of the group
+};
+inline size_t tritplane_xext_entries(const TritBlocks& b) { return size_t(b.nunits * b.W * 5 * 2 * b.U); }
+void tritplane_build_xext(const TritBlocks& b, const int8_t* xq, int32_t* xext);
+
+// The digit decoders of the block kernel (docs/formats.md has the measurements), ALU instructions per
+// 64-byte vector besides its five vpdpbusd:
+//   Cmp (P5):  m ← 3m by two byte adds, u = [m ≥ 86] + [m ≥ 171] by two compares and two masked moves: 28;
+//   Lut (P5):  u_k = T_k[v], 256-entry tables: two vpermi2b (bytes 0–127, 128–255) and a blend on the top
+//              bit (one vpmovb2m per vector): 16;
+//   Lut7 (the Lut7 code): one vpermi2b per digit on c, c >> 1 or avg(c, 0): 7.
+void tritplane_gemv_blocks_cmp_avx512(const TritBlocks& w, const TritBlockAct& a, int64_t b0, int64_t b1, float* y);
+void tritplane_gemv_blocks_lut_avx512(const TritBlocks& w, const TritBlockAct& a, int64_t b0, int64_t b1, float* y);
+void tritplane_gemv_blocks_lut7_avx512(const TritBlocks& w, const TritBlockAct& a, int64_t b0, int64_t b1, float* y);
 
 // ---- PTQTP fit ----------------------------------------------------------------------------------
 // Topology step (PTQTP.md §4.2b): for each i the pair (t1_i, t2_i) of the 9 minimizing

@@ -1,0 +1,179 @@
+// AVX-512 (F/BW/VNNI/VBMI/F16C) GEMV of the tritplane 16-row block layout (tritplane_kernels.hpp, "row
+// blocks"). Per 64-byte vector (16 rows × 4 P5 bytes = 20 trits of each row) the five digits are decoded
+// (Cmp or Lut) and each meets a broadcast int8 quad in one vpdpbusd: u ∈ {0, 1, 2} times xq, additions
+// only. Per (group, plane) the row sums get −Σxq and one FMA by float(α)·d for 16 rows at once.
+#include <immintrin.h>
+
+#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12's AVX-512 headers (see bitplane_avx512.cpp)
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/cpu/tritplane_digits_avx512.hpp"
+#include "kernels/cpu/tritplane_kernels.hpp"
+#include "kernels/cpu/tritplane_recode.hpp"
+
+namespace planeq::cpu {
+
+namespace {
+
+#define PLANEQ_AI inline __attribute__((always_inline))
+
+// Prefetch distance in the block's byte stream (as the int and bitplane block kernels).
+constexpr int64_t kPrefetchBytes = 4096;
+
+// The geometry of formats/tritplane.hpp and of the block layout, at compile time.
+template <int G>
+struct Geo {
+    static constexpr int F = G / 5, nb = F + (G % 5 > 0 ? 1 : 0), M = 4 * (F / 4), E = nb - M, M4 = M / 4;
+    static constexpr int U = E % 2 == 0 ? 1 : 2, S = 2 * U, W = (2 * U * E + 3) / 4;
+    static constexpr int64_t unit_bytes = S * M4 * 64 + W * 64 + S * 32;
+    // Whether extra word w holds a byte of segment s (its bytes are positions 4w … 4w + 3 of the row's
+    // extra sequence; segment s owns positions s·E … s·E + E − 1).
+    static constexpr bool touches(int w, int s) { return 4 * w < (s + 1) * E && s * E < 4 * w + 4; }
+};
+
+PLANEQ_AI __m512i bcast_quad(const void* x) {
+    int32_t v;
+    std::memcpy(&v, x, 4);
+    return _mm512_set1_epi32(v);
+}
+
+// Digits by the spec's recurrence (tritplane_digits_avx512.hpp).
+struct CmpDecoder {
+    PLANEQ_AI void decode(__m512i m, __m512i* u) const { p5_digits_cmp_avx512(m, u); }
+};
+
+struct LutTables {
+    alignas(64) uint8_t tab[5][256];
+    constexpr LutTables() : tab{} {
+        for (unsigned v = 0; v < 256; ++v) {
+            unsigned m = v;
+            for (int k = 0; k < 5; ++k) {
+                tab[k][v] = uint8_t((m * 3u) >> 8);  // the spec's decode (every byte decodes to something)
+                m = (m * 3u) & 0xFFu;
+            }
+        }
+    }
+};
+constexpr LutTables kLut;
+
+struct LutDecoder {
+    __m512i t[5][4];
+    LutDecoder() {
+        for (int k = 0; k < 5; ++k)
+            for (int q = 0; q < 4; ++q) t[k][q] = _mm512_load_si512(kLut.tab[k] + 64 * q);
+    }
+    PLANEQ_AI void decode(__m512i v, __m512i* u) const {
+        const __mmask64 top = _mm512_movepi8_mask(v);
+#pragma GCC unroll 5
+        for (int k = 0; k < 5; ++k) {
+            const __m512i lo = _mm512_permutex2var_epi8(t[k][0], v, t[k][1]);
+            const __m512i hi = _mm512_permutex2var_epi8(t[k][2], v, t[k][3]);
+            u[k] = _mm512_mask_blend_epi8(top, lo, hi);
+        }
+    }
+};
+
+// Digits of the Lut7 code: one 128-entry lookup each, of c (digits 0, 1), c >> 1 (2, 3; vpsrlw moves bit 0
+// of the next byte into bit 7, which vpermi2b ignores) and avg(c, 0) = (c + 1) >> 1 (4).
+struct Lut7Decoder {
+    __m512i t[5][2];
+    Lut7Decoder() {
+        for (int k = 0; k < 5; ++k)
+            for (int q = 0; q < 2; ++q) t[k][q] = _mm512_load_si512(kTritLut7.tab[k] + 64 * q);
+    }
+    PLANEQ_AI void decode(__m512i c, __m512i* u) const {
+        const __m512i half = _mm512_srli_epi16(c, 1), avg = _mm512_avg_epu8(c, _mm512_setzero_si512());
+        u[0] = _mm512_permutex2var_epi8(t[0][0], c, t[0][1]);
+        u[1] = _mm512_permutex2var_epi8(t[1][0], c, t[1][1]);
+        u[2] = _mm512_permutex2var_epi8(t[2][0], half, t[2][1]);
+        u[3] = _mm512_permutex2var_epi8(t[3][0], half, t[3][1]);
+        u[4] = _mm512_permutex2var_epi8(t[4][0], avg, t[4][1]);
+    }
+};
+
+template <int G, class Dec>
+void block(const TritBlocks& w, const TritBlockAct& a, const Dec& dec, int64_t blk, float* y) {
+    using Q = Geo<G>;
+    const uint8_t* p = w.bytes.data() + blk * w.block_bytes();
+    alignas(64) __m512 o[16];
+    for (auto& v : o) v = _mm512_setzero_ps();
+    for (int64_t t = 0; t < w.nunits; ++t, p += Q::unit_bytes) {
+        for (int64_t l = 0; l < Q::unit_bytes; l += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + l), _MM_HINT_T0);
+        __m512i seg[Q::S];
+        // Main vectors: digit k of vector v is trits M·k + 4v … M·k + 4v + 3 of the segment's group.
+#pragma GCC unroll 4
+        for (int s = 0; s < Q::S; ++s) {
+            const int64_t j = t * Q::U + s / 2;
+            if (j >= w.ngroups) {
+                seg[s] = _mm512_setzero_si512();
+                continue;
+            }
+            const int8_t* xg = a.xq + j * G;
+            __m512i acc[5], u[5];
+            for (auto& v : acc) v = _mm512_setzero_si512();
+#pragma GCC unroll 12
+            for (int v = 0; v < Q::M4; ++v) {
+                dec.decode(_mm512_loadu_si512(p + (s * Q::M4 + v) * 64), u);
+                for (int k = 0; k < 5; ++k) acc[k] = _mm512_dpbusd_epi32(acc[k], u[k], bcast_quad(xg + Q::M * k + 4 * v));
+            }
+            seg[s] = _mm512_sub_epi32(_mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), _mm512_add_epi32(acc[2], acc[3])), acc[4]),
+                                      _mm512_set1_epi32(a.sx[j]));
+        }
+        // Extra words: their activation quads are zero outside the segment they are for.
+        const int32_t* xe = a.xext + t * Q::W * 5 * Q::S;
+#pragma GCC unroll 3
+        for (int wd = 0; wd < Q::W; ++wd) {
+            __m512i u[5];
+            dec.decode(_mm512_loadu_si512(p + (Q::S * Q::M4 + wd) * 64), u);
+            for (int k = 0; k < 5; ++k)
+                for (int s = 0; s < Q::S; ++s)
+                    if (Q::touches(wd, s)) seg[s] = _mm512_dpbusd_epi32(seg[s], u[k], _mm512_set1_epi32(xe[(wd * 5 + k) * Q::S + s]));
+        }
+        const uint8_t* sc = p + (Q::S * Q::M4 + Q::W) * 64;
+        for (int s = 0; s < Q::S; ++s) {
+            const int64_t j = t * Q::U + s / 2;
+            if (j >= w.ngroups) break;
+            const __m512 scale = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc + 32 * s))),
+                                               _mm512_set1_ps(a.d[j]));
+            __m512& out = o[2 * (j % 8) + s % 2];
+            out = _mm512_fmadd_ps(_mm512_cvtepi32_ps(seg[s]), scale, out);
+        }
+    }
+    // tritplane_reduce16, 16 rows at a time.
+    for (int i = 0; i < 8; ++i) o[i] = _mm512_add_ps(o[i], o[i + 8]);
+    for (int i = 0; i < 4; ++i) o[i] = _mm512_add_ps(o[i], o[i + 4]);
+    for (int i = 0; i < 2; ++i) o[i] = _mm512_add_ps(o[i], o[i + 2]);
+    const int64_t r0 = 16 * blk, nr = std::min<int64_t>(16, w.rows - r0);
+    _mm512_mask_storeu_ps(y + r0, __mmask16((1u << nr) - 1), _mm512_add_ps(o[0], o[1]));
+}
+
+template <class Dec>
+void run(const TritBlocks& w, const TritBlockAct& a, int64_t b0, int64_t b1, float* y) {
+    const Dec dec;
+    auto each = [&](auto kernel) {
+        for (int64_t b = b0; b < b1; ++b) kernel(w, a, dec, b, y);
+    };
+    switch (w.group) {
+        case 32: return each(block<32, Dec>);
+        case 64: return each(block<64, Dec>);
+        case 128: return each(block<128, Dec>);
+        default: return each(block<256, Dec>);
+    }
+}
+
+}  // namespace
+
+void tritplane_gemv_blocks_cmp_avx512(const TritBlocks& w, const TritBlockAct& a, int64_t b0, int64_t b1, float* y) {
+    run<CmpDecoder>(w, a, b0, b1, y);
+}
+void tritplane_gemv_blocks_lut_avx512(const TritBlocks& w, const TritBlockAct& a, int64_t b0, int64_t b1, float* y) {
+    run<LutDecoder>(w, a, b0, b1, y);
+}
+void tritplane_gemv_blocks_lut7_avx512(const TritBlocks& w, const TritBlockAct& a, int64_t b0, int64_t b1, float* y) {
+    run<Lut7Decoder>(w, a, b0, b1, y);
+}
+
+}  // namespace planeq::cpu
