@@ -9,6 +9,7 @@
 
 #include "core/cpu_features.hpp"
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 #include "core/half.hpp"
 #include "kernels/cpu/int_group_kernels.hpp"
 #include "kernels/cpu/tritplane_kernels.hpp"
@@ -213,19 +214,17 @@ void gemv(const PackedWeight& w, const float* x, float* y) {
                       : variant == TritplaneGemvVariant::Int8RowBlocksLut ? &cpu::tritplane_gemv_blocks_lut_avx512
                                                                           : &cpu::tritplane_gemv_blocks_lut7_avx512;
         const int64_t nb = blocks->nblocks;
-        // Pairs of blocks to threads, dynamically (as the int and bitplane formats).
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t b0 = 0; b0 < nb; b0 += 2) kernel(*blocks, a, b0, std::min(nb, b0 + 2), y);
+        // Contiguous runs of blocks per thread, two at a time, with stealing (as the int and bitplane formats).
+        parallel_stream(nb, 2, [&](int64_t lo, int64_t hi) { kernel(*blocks, a, lo, hi, y); });
         return;
     }
-    // Rows go to threads in blocks, dynamically (a descheduled thread's rows are taken over).
+    // Rows go to threads as contiguous streams with stealing (a descheduled thread's rows are taken over).
     const int64_t rows = w.rows, step = 16;
     if (level == SimdLevel::Scalar) {
         const int8_t* xq = buf.xq.data();
         const float* d = buf.d.data();
         const int32_t* sx = buf.sx.data();
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t r0 = 0; r0 < rows; r0 += step) cpu::tritplane_gemv_rows_scalar(v, xq, d, sx, r0, std::min(rows, r0 + step), y);
+        parallel_stream(rows, step, [&](int64_t lo, int64_t hi) { cpu::tritplane_gemv_rows_scalar(v, xq, d, sx, lo, hi, y); });
         return;
     }
     buf.xexp.resize(cpu::tritplane_xexp_bytes(v));
@@ -237,8 +236,7 @@ void gemv(const PackedWeight& w, const float* x, float* y) {
     a.zinit = buf.zinit.data();
     a.dexp = buf.dexp.data();
     auto kernel = level == SimdLevel::Avx512 ? &cpu::tritplane_gemv_rows_avx512 : &cpu::tritplane_gemv_rows_avx2;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t r0 = 0; r0 < rows; r0 += step) kernel(v, a, r0, std::min(rows, r0 + step), y);
+    parallel_stream(rows, step, [&](int64_t lo, int64_t hi) { kernel(v, a, lo, hi, y); });
 }
 
 }  // namespace
