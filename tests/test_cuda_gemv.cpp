@@ -69,16 +69,18 @@ TEST(CudaGemv, PlaneFormatsMatchReference) {
                     EXPECT_LE(e, 1e-3) << c.format << " b" << c.bits << " g" << c.group << (c.sym ? " sym" : "") << " "
                                        << R << "x" << C << " batch " << batch;
                     if (batch > 4) continue;  // the int8 path (or the fp16 one where the format has none), both block sizes
-                    for (int warps : {4, 8}) {
+                    // (warps per tile, weight pipeline depth): both block sizes, registers and every ring depth
+                    for (auto [warps, stages] : {std::pair{4, 0}, {8, 0}, {4, 4}, {8, 4}}) {
                         cuda::DecodeOptions d = cuda::decode_options();
-                        d.i8_warps = warps;
+                        d.i8_warps = warps, d.i8_stages = stages;
                         cuda::set_decode_options(d);
                         const double e8 = gpu_error(w, batch, ++seed, false, false, true);
                         EXPECT_LE(e8, 1e-3) << c.format << " b" << c.bits << " g" << c.group << (c.sym ? " sym" : "") << " "
-                                            << R << "x" << C << " batch " << batch << " (int8 path, " << warps << " warps)";
+                                            << R << "x" << C << " batch " << batch << " (int8 path, " << warps << " warps, "
+                                            << stages << " stages)";
                     }
                     cuda::DecodeOptions d = cuda::decode_options();
-                    d.i8_warps = 0;
+                    d.i8_warps = 0, d.i8_stages = -1;
                     cuda::set_decode_options(d);
                 }
             }
@@ -196,6 +198,89 @@ TEST(CudaGemv, ChainOnAStreamUnderEveryDecodeOption) {
             check(what + " graph");
             cudaGraphExecDestroy(exec);
             cudaGraphDestroy(graph);
+        }
+    }
+    cuda::set_decode_options(keep);
+    cudaStreamDestroy(s);
+}
+
+// gemv_multi_prep: the next GEMV's input prepared inside the launch (the last block of each group of output rows
+// quantizes it) for every int8-path format family, batches 1–4, a one-weight source and a silu(gate)·up pair, under
+// both weight pipeline depths, on a stream eagerly and as a graph replayed 3× (the per-group counters must reset),
+// outputs NaN-poisoned first. Stage 2 is checked against the reference applied to the GPU's own stage 1, with
+// the RMS scale; with fuse_prep off the same call is gemv_multi + prepare_act, checked the same way.
+TEST(CudaGemv, FusedNextPrepChain) {
+    REQUIRE_GPU();
+    // C: 17 superchunks, so that at 4 warps a tile a warp walks 5 (past the ring of 4 stages); R: a multiple of
+    // 256 (the fusion's condition), 3 groups of 256.
+    const int64_t C = 4352, R = 768, R2 = 200;
+    const cuda::DecodeOptions keep = cuda::decode_options();
+    cudaStream_t s;
+    CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    uint64_t seed = 900;
+    for (const Case& c : {Case{"int", 2, 128, false}, Case{"int", 2, 64, true}, Case{"int", 4, 128, false},
+                          Case{"bitplane", 2, 128, false}, Case{"bitplane", 3, 256, false}, Case{"tritplane", 2, 128, false}}) {
+        const PackedWeight wg = make_weight(c, R, C, ++seed), wu = make_weight(c, R, C, ++seed), wd = make_weight(c, R2, R, ++seed);
+        cuda::GpuWeightPtr gg = cuda::upload(wg), gu = cuda::upload(wu), gd = cuda::upload(wd);
+        const std::string name = std::string(c.format) + " b" + std::to_string(c.bits) + " g" + std::to_string(c.group);
+        for (int batch = 1; batch <= 4; ++batch) {
+            std::mt19937_64 rng(seed + uint64_t(batch));
+            const std::vector<float> x = random_vec(size_t(batch * C), rng);
+            DevBuf dx(x.size()), dg(size_t(batch * R)), du(size_t(batch * R)), dy(size_t(batch * R2));
+            CK(cudaMemcpy(dx.p, x.data(), x.size() * 4, cudaMemcpyHostToDevice));
+            cuda::ActBufferPtr a1 = cuda::make_act_buffer(C), a2 = cuda::make_act_buffer(R);
+            for (int silu = 0; silu < 2; ++silu)
+                for (int mode = 0; mode < 3; ++mode) {  // 0, 1: fused at depth 0, 4; 2: not fused
+                    const int depth[2] = {0, 4};
+                    cuda::DecodeOptions d{};
+                    d.i8_stages = mode < 2 ? depth[mode] : -1, d.fuse_prep = mode < 2;
+                    cuda::set_decode_options(d);
+                    auto chain = [&] {
+                        cudaMemsetAsync(dg.p, 0xff, size_t(batch * R) * 4, s);
+                        cudaMemsetAsync(du.p, 0xff, size_t(batch * R) * 4, s);
+                        cudaMemsetAsync(dy.p, 0xff, size_t(batch * R2) * 4, s);
+                        const cuda::GpuWeight* ws[2] = {gg.get(), gu.get()};
+                        float* ys[2] = {dg.p, du.p};
+                        cuda::prepare_act(*a1, dx.p, nullptr, C, batch, c.group, s, false, gg.get());
+                        cuda::gemv_multi_prep(ws, ys, silu ? 2 : 1, a1.get(), dx.p, batch, s,
+                                              cuda::NextAct{a2.get(), gd.get(), 0, silu ? 1 : -1, true});
+                        cuda::gemv(*gd, a2.get(), dg.p, batch, dy.p, s);
+                    };
+                    auto check = [&](const std::string& what) {
+                        std::vector<float> yg(size_t(batch * R)), yu(size_t(batch * R)), y2(size_t(batch * R2));
+                        CK(cudaMemcpy(yg.data(), dg.p, yg.size() * 4, cudaMemcpyDeviceToHost));
+                        CK(cudaMemcpy(yu.data(), du.p, yu.size() * 4, cudaMemcpyDeviceToHost));
+                        CK(cudaMemcpy(y2.data(), dy.p, y2.size() * 4, cudaMemcpyDeviceToHost));
+                        EXPECT_LE(rel_error(yg, reference(wg, x, batch)), 1e-3) << what << " stage 1 (gate)";
+                        if (silu) EXPECT_LE(rel_error(yu, reference(wu, x, batch)), 1e-3) << what << " stage 1 (up)";
+                        std::vector<float> a = yg;
+                        if (silu)
+                            for (size_t i = 0; i < a.size(); ++i) a[i] = yg[i] / (1.0f + std::exp(-yg[i])) * yu[i];
+                        std::vector<double> r2 = reference(wd, a, batch);
+                        for (int n = 0; n < batch; ++n) {
+                            double s2 = 0;
+                            for (int64_t k = 0; k < R; ++k) s2 += double(a[size_t(n * R + k)]) * a[size_t(n * R + k)];
+                            for (int64_t r = 0; r < R2; ++r) r2[size_t(n * R2 + r)] /= std::sqrt(s2 / double(R) + 1e-5);
+                        }
+                        EXPECT_LE(rel_error(y2, r2), 1e-3) << what << " stage 2";
+                    };
+                    const std::string what = name + " batch " + std::to_string(batch) + (silu ? " silu·up" : "") +
+                                             (mode < 2 ? " fused, depth " + std::to_string(depth[mode]) : " separate prep");
+                    chain();
+                    CK(cudaStreamSynchronize(s));
+                    check(what + " eager");
+                    cudaGraph_t graph;
+                    cudaGraphExec_t exec;
+                    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+                    chain();
+                    CK(cudaStreamEndCapture(s, &graph));
+                    CK(cudaGraphInstantiate(&exec, graph, 0));
+                    for (int r = 0; r < 3; ++r) CK(cudaGraphLaunch(exec, s));
+                    CK(cudaStreamSynchronize(s));
+                    check(what + " graph");
+                    cudaGraphExecDestroy(exec);
+                    cudaGraphDestroy(graph);
+                }
         }
     }
     cuda::set_decode_options(keep);

@@ -100,7 +100,7 @@ struct Buffers {
     int64_t H, Q, KV, I, V;
     float *h, *q, *k, *v, *o, *g, *u, *a, *logits;
     uint16_t* xb;
-    cuda::ActBufferPtr act;
+    cuda::ActBufferPtr act, act2;  // two: a GEMV prepares the next one's input while its own is still read
     Buffers(int64_t H_, int64_t Q_, int64_t KV_, int64_t I_, int64_t V_, int B) : H(H_), Q(Q_), KV(KV_), I(I_), V(V_) {
         for (auto [p, n] : {std::pair<float**, int64_t>{&h, H}, {&q, Q}, {&k, KV}, {&v, KV}, {&o, H}, {&g, I}, {&u, I}, {&a, I}, {&logits, V}}) {
             CK(cudaMalloc(p, size_t(n * B) * 4));
@@ -108,6 +108,7 @@ struct Buffers {
         }
         CK(cudaMalloc(&xb, size_t(std::max(H, I) * B) * 2));
         act = cuda::make_act_buffer(std::max(H, I));
+        act2 = cuda::make_act_buffer(std::max(H, I));
     }
     ~Buffers() {
         for (float* p : {h, q, k, v, o, g, u, a, logits}) cudaFree(p);
@@ -157,21 +158,27 @@ Stack build_stack(const ModelConfig& c, const std::string& format, const FormatP
 
 // One decode step for B tokens: every layer's linears, then the head. `cublas`: dense weights through cuBLAS.
 void forward(const Stack& st, Buffers& b, int B, bool cublas, cudaStream_t s) {
-    for (const Layer& L : st.layers) {
+    // Plane weights: each GEMV also prepares the next GEMV's input (gemv_multi_prep: inside its own launch where
+    // DecodeOptions::fuse_prep applies, else as a separate prep), alternating between two activation buffers;
+    // each prep is told its weight, so it writes the activation layout of that weight's kernel path.
+    cuda::ActBuffer *A = b.act.get(), *A2 = b.act2.get();
+    if (!st.dense) cuda::prepare_act(*A, b.h, nullptr, b.H, B, st.group, s, true, st.layers[0].q.get());
+    for (size_t l = 0; l < st.layers.size(); ++l) {
+        const Layer& L = st.layers[l];
         const cuda::GpuWeight* qkv[3] = {L.q.get(), L.k.get(), L.v.get()};
         float* qkv_y[3] = {b.q, b.k, b.v};
         const cuda::GpuWeight* gu[2] = {L.gate.get(), L.up.get()};
         float* gu_y[2] = {b.g, b.u};
         if (!st.dense) {
-            // Each prep is told its weight, so it writes the activation layout of that weight's kernel path.
-            cuda::prepare_act(*b.act, b.h, nullptr, b.H, B, st.group, s, true, L.q.get());
-            cuda::gemv_multi(qkv, qkv_y, 3, b.act.get(), b.h, B, s);
-            cuda::prepare_act(*b.act, b.q, nullptr, b.Q, B, st.group, s, true, L.o.get());
-            cuda::gemv(*L.o, b.act.get(), b.q, B, b.o, s);
-            cuda::prepare_act(*b.act, b.o, nullptr, b.H, B, st.group, s, true, L.gate.get());
-            cuda::gemv_multi(gu, gu_y, 2, b.act.get(), b.o, B, s);
-            cuda::prepare_act(*b.act, b.g, b.u, b.I, B, st.group, s, true, L.down.get());  // silu(gate)·up fused
-            cuda::gemv(*L.down, b.act.get(), b.g, B, b.h, s);
+            const cuda::GpuWeight* o[1] = {L.o.get()};
+            const cuda::GpuWeight* down[1] = {L.down.get()};
+            float* o_y[1] = {b.o};
+            float* down_y[1] = {b.h};
+            cuda::gemv_multi_prep(qkv, qkv_y, 3, A, b.h, B, s, {A2, L.o.get(), 0, -1, true});
+            cuda::gemv_multi_prep(o, o_y, 1, A2, b.q, B, s, {A, L.gate.get(), 0, -1, true});
+            cuda::gemv_multi_prep(gu, gu_y, 2, A, b.o, B, s, {A2, L.down.get(), 0, 1, true});  // silu(gate)·up
+            if (l + 1 < st.layers.size()) cuda::gemv_multi_prep(down, down_y, 1, A2, b.g, B, s, {A, st.layers[l + 1].q.get(), 0, -1, true});
+            else cuda::gemv(*L.down, A2, b.g, B, b.h, s);  // the head reads h itself
         } else if (!cublas) {
             cuda::gemv_multi(qkv, qkv_y, 3, nullptr, b.h, B, s);
             cuda::gemv(*L.o, nullptr, b.q, B, b.o, s);
@@ -292,10 +299,11 @@ nlohmann::json bench_stack(const ModelConfig& c, const std::string& format, cons
     if (!st.dense) j["params"] = p.to_json();
     const cuda::DecodeOptions opt = cuda::decode_options();
     j["decode_path"] = st.dense ? "bf16" : cuda::int8_decode_path(*st.layers[0].q, o.batch) ? "int8" : "fp16";
-    j["pdl"] = opt.pdl, j["l2_prefetch"] = opt.l2_prefetch;
+    j["pdl"] = opt.pdl, j["l2_prefetch"] = opt.l2_prefetch, j["i8_stages"] = opt.i8_stages, j["fuse_prep"] = opt.fuse_prep;
     if (o.text)
-        std::printf("decode path %s, PDL %s, L2 tile prefetch %s\n", j["decode_path"].get<std::string>().c_str(), opt.pdl ? "on" : "off",
-                    opt.l2_prefetch ? "on" : "off");
+        std::printf("decode path %s, PDL %s, L2 tile prefetch %s, int8 weight stages %d (-1: default), prep fused into the GEMV %s\n",
+                    j["decode_path"].get<std::string>().c_str(), opt.pdl ? "on" : "off", opt.l2_prefetch ? "on" : "off", opt.i8_stages,
+                    opt.fuse_prep ? "on" : "off");
     j["decode"] = time_stack(st, b, o.batch, false, o.generate, o.reps, copy_gbs, s);
     if (o.text) print_stack(("planeq " + format).c_str(), j["decode"]);
     if (cublas_too) {
@@ -307,28 +315,31 @@ nlohmann::json bench_stack(const ModelConfig& c, const std::string& format, cons
     // GEMVs at 4 and 8 warps per tile.
     if (const char* v = std::getenv("PLANEQ_BENCH_VARIANTS"); v && std::string(v) == "1") {
         const cuda::DecodeOptions keep = cuda::decode_options();
-        const cuda::DecodeOptions variants[] = {
-            {false, false, false, 0}, {true, false, false, 0}, {false, true, false, 0}, {true, true, false, 4},
-            {true, true, false, 8},   {true, true, true, 4},   {true, true, true, 8},
-        };
+        std::vector<cuda::DecodeOptions> variants = {{false, false, false, 0}, {true, false, false, 0}};
+        for (int fuse : {0, 1})  // the int8 path: prep fusion × weight pipeline depth (warps automatic)
+            for (int stages : {0, 4}) variants.push_back({true, true, false, 0, stages, fuse != 0});
+        for (int warps : {4, 8}) variants.push_back({true, true, false, warps, keep.i8_stages, keep.fuse_prep});
         for (const cuda::DecodeOptions& d : variants) {
             if (st.dense && d.int8) continue;
             cuda::set_decode_options(d);
             nlohmann::json r = time_stack(st, b, o.batch, false, o.generate, o.reps, copy_gbs, s);
             r["pdl"] = d.pdl, r["int8"] = d.int8, r["l2_prefetch"] = d.l2_prefetch, r["i8_warps"] = d.i8_warps;
+            r["i8_stages"] = d.i8_stages, r["fuse_prep"] = d.fuse_prep;
             const std::string label = std::string("  pdl ") + (d.pdl ? "1" : "0") + " int8 " + (d.int8 ? "1" : "0") + " l2pf " +
-                                      (d.l2_prefetch ? "1" : "0") + " w" + std::to_string(d.i8_warps);
+                                      (d.l2_prefetch ? "1" : "0") + " w" + std::to_string(d.i8_warps) + " st" +
+                                      std::to_string(d.i8_stages) + " fuse " + (d.fuse_prep ? "1" : "0");
             if (o.text) print_stack(label.c_str(), r);
             j["variants"].push_back(r);
         }
         if (!st.dense && cuda::int8_decode_path(*st.layers[0].q, o.batch))
+            for (int stages : {0, 4})
             for (int warps : {4, 8}) {
-                cuda::set_decode_options(cuda::DecodeOptions{true, true, keep.l2_prefetch, warps});
-                if (o.text) std::printf("single GEMV, int8 path, %d warps per tile:\n", warps);
+                cuda::set_decode_options(cuda::DecodeOptions{true, true, keep.l2_prefetch, warps, stages, keep.fuse_prep});
+                if (o.text) std::printf("single GEMV, int8 path, %d warps per tile, %d stages:\n", warps, stages);
                 const Layer& L0 = st.layers[0];
                 for (auto [name, w] : std::vector<std::pair<const char*, const GpuWeightPtr*>>{{"q/o", &L0.q}, {"k/v", &L0.k}, {"gate/up", &L0.gate}, {"down", &L0.down}}) {
                     nlohmann::json r = time_shape(*w, st, b, o.batch, false, copy_gbs, s);
-                    r["i8_warps"] = warps;
+                    r["i8_warps"] = warps, r["i8_stages"] = stages;
                     if (o.text) print_shape(name, r);
                     j["variant_shapes"].push_back(r);
                 }

@@ -67,8 +67,8 @@ void prepare_act(ActBuffer& a, const float* x, const float* up, int64_t cols, in
                  bool rms_norm = false, const GpuWeight* for_weight = nullptr);
 
 // Decode-path switches, read when a kernel is launched or a buffer prepared (a captured graph keeps what was
-// set at capture). The environment variables PLANEQ_PDL, PLANEQ_GEMV_I8, PLANEQ_L2PF (0 / 1) and
-// PLANEQ_I8_WARPS (4 / 8) override the defaults at first use. docs/cuda.md has what each is worth.
+// set at capture). The environment variables PLANEQ_PDL, PLANEQ_GEMV_I8, PLANEQ_L2PF, PLANEQ_FUSE_PREP (0 / 1),
+// PLANEQ_I8_WARPS (4 / 8) and PLANEQ_I8_STAGES (0 / 4) override the defaults at first use. docs/cuda.md has what each is worth.
 struct DecodeOptions {
     bool pdl = true;          // programmatic dependent launch (non-default streams): a kernel streams its weights
                               // while its predecessor finishes, so a kernel that WRITES weights must not run
@@ -76,6 +76,9 @@ struct DecodeOptions {
     bool int8 = true;         // int8 tensor-core decode (mma.m16n8k32) for batch ≤ 4 where the format allows
     bool l2_prefetch = false; // each GEMV block asks L2 for its whole weight tile when it starts
     int i8_warps = 0;         // int8 path: warps per 16-row tile, 4 or 8; 0: automatic
+    int i8_stages = -1;       // int8 path: weight pipeline depth, 0 (registers, one superchunk ahead) or 4 (a
+                              // cp.async ring in shared memory: measured slower); -1: the default (0)
+    bool fuse_prep = false;   // gemv_multi_prep: the next GEMV's prep inside this GEMV's launch (measured slower)
 };
 DecodeOptions decode_options();
 void set_decode_options(const DecodeOptions& o);
@@ -90,6 +93,22 @@ void gemv(const GpuWeight& w, const ActBuffer* act, const float* x, int batch, f
 // Up to three weights with the same input (q/k/v, gate/up) in one launch: fewer launches per token.
 void gemv_multi(const GpuWeight* const* w, float* const* y, int n, const ActBuffer* act, const float* x, int batch,
                 cudaStream_t s);
+
+// The next GEMV's input in a decode chain (GEMV → prep → GEMV): prepared as
+//   prepare_act(*act, y[src], up_src >= 0 ? y[up_src] : nullptr, rows of w[src], batch, weight->group, s, rms_norm, weight)
+// would prepare it (up_src: silu(y[src]) · y[up_src], the MLP's gate/up → down).
+struct NextAct {
+    ActBuffer* act;
+    const GpuWeight* weight;
+    int src = 0, up_src = -1;
+    bool rms_norm = false;
+};
+// gemv_multi, then the next GEMV's prep. Where both GEMVs take the int8 path, the source's rows are a multiple of
+// 256 and `next.act` is not `act` (DecodeOptions::fuse_prep), it is ONE launch: the last block to finish each
+// group of output rows quantizes that group (no prep kernel, one launch dependency less per GEMV); otherwise it is
+// exactly gemv_multi + prepare_act. Either way `next.act` ends up as prepare_act would leave it.
+void gemv_multi_prep(const GpuWeight* const* w, float* const* y, int n, const ActBuffer* act, const float* x, int batch,
+                     cudaStream_t s, const NextAct& next);
 
 // cuBLAS bf16 baseline: y = x · Wᵀ with x converted to bf16 (cuBLAS needs matching input types), fp32 out.
 // `xbf16` is device scratch of ≥ batch × cols bf16 values.

@@ -19,6 +19,7 @@
 
 #include "kernels/cuda/cuda_gemv.hpp"
 #include "kernels/cuda/gpu_weight.hpp"
+#include "kernels/cuda/i8_act.cuh"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/plane_decode.cuh"
 #include "kernels/cuda/plane_layout.hpp"
@@ -28,6 +29,7 @@ namespace planeq::cuda {
 namespace {
 
 constexpr int kI8MaxBatch = 4;
+constexpr int kI8DefaultStages = 0;  // DecodeOptions::i8_stages < 0: registers (the ring measured slower, docs/cuda.md)
 
 __device__ __forceinline__ void imma16832(int* c, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1) {
     asm volatile(
@@ -43,6 +45,19 @@ struct I8Problem {
     int rows, tiles, block_begin;
 };
 
+// The next GEMV's input, prepared by this launch's blocks from their outputs (DecodeOptions::fuse_prep): the
+// last block to finish a group of `group` output rows (tiles_per_group tiles of problem `src`, and as many of
+// `up_src` for silu(gate)·up) quantizes that group, as i8_prep_kernel would. Saves a kernel (and its launch
+// dependency) per GEMV.
+struct I8Next {
+    int8_t* xq8;
+    float2* xsc;
+    float* xsq;
+    int* counters;  // [groups]: arrivals so far; the last arrival resets it to 0
+    int src, up_src;  // problem indices; src < 0: nothing to prepare
+    int bits, group, groups_pad, tiles_per_group, arrivals;
+};
+
 struct I8Launch {
     I8Problem prob[3];
     int nprob, supers, groups_pad, batch, cols;
@@ -50,15 +65,37 @@ struct I8Launch {
     const uint4* xq8;
     const float2* xsc;
     const float* xsq;  // per-(token, group) Σ x², or null: with it, y = W x / rms(x)
+    I8Next next;
 };
+
+// Words a lane stages per superchunk (weights only): the code words of every plane, then its coefficients.
+template <int F, int GP>
+struct I8Shape {
+    static constexpr int P = plane_count(F), B = plane_bits(F, 0), T = 4 / B, NP = 2 * B, GS = NP / GP;
+    static constexpr int CW = coef_block_bytes(F, GS) / 4;
+    static constexpr int U = P * B + CW / 4;  // 16-byte chunks per lane per superchunk
+};
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+    const unsigned a = unsigned(__cvta_generic_to_shared(smem));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(a), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
 
 // GP: word pairs per group (group = GP · 128/b columns). WARPS: warps per block (one 16-row tile); fewer warps
 // per tile give each warp more superchunks, so its fixed costs (setup, the first load's latency, the
 // block reduction) are spread over more weights (DecodeOptions::i8_warps).
-template <int F, int GP, int WARPS>
+// S: weight pipeline depth. 0 (the default): codes and coefficients loaded into registers one superchunk ahead.
+// S ≥ 2 (a switch, DecodeOptions::i8_stages): each lane cp.async's them into a per-warp ring of S shared-memory
+// stages, S − 1 superchunks ahead. Tried because the 2-bit kernels seemed short of bytes in flight (~1.1 KB a
+// warp, 16 warps an SM); measured 25–70% SLOWER at every depth (3, 4, 6; docs/cuda.md), so bytes in flight are
+// not what limits them.
+template <int F, int GP, int WARPS, int S>
 __global__ void __launch_bounds__(WARPS * 32) i8_gemv_kernel(const I8Launch L) {
-    constexpr int P = plane_count(F), B = plane_bits(F, 0), T = 4 / B, NP = 2 * B, GS = NP / GP;
-    constexpr int CW = coef_block_bytes(F, GS) / 4;
+    using Sh = I8Shape<F, GP>;
+    constexpr int P = Sh::P, B = Sh::B, T = Sh::T, NP = Sh::NP, GS = Sh::GS, CW = Sh::CW, U = Sh::U;
     static_assert(GS * GP == NP, "a group is a whole number of word pairs");
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     pdl_launch_dependents();
@@ -76,9 +113,11 @@ __global__ void __launch_bounds__(WARPS * 32) i8_gemv_kernel(const I8Launch L) {
         prefetch_l2_block(pr.coefs + int64_t(T0) * L.supers * 8 * (CW / 4), (long long)L.supers * 8 * CW * 4);
     }
 
-    struct Buf {
+    struct WBuf {
         uint32_t w[P][4 * B];
         uint32_t c[CW];
+    };
+    struct XBuf {
         uint32_t xb[16];  // this lane's B fragments for the superchunk's 8 MMAs (b0, b1 each)
         float2 xs[GS];    // token t: (s, Σ x̂) per group
     };
@@ -88,42 +127,53 @@ __global__ void __launch_bounds__(WARPS * 32) i8_gemv_kernel(const I8Launch L) {
 #pragma unroll
     for (int p = 0; p < P; ++p) wbase[p] = pr.planes[p] + ((int64_t(T0) * L.supers + warp) * 32 + lane) * B;
     const uint4* cbase = pr.coefs + ((int64_t(T0) * L.supers + warp) * 8 + g) * (CW / 4);
-    auto load_w = [&](Buf& d, int it) {
+    auto unpack = [](uint32_t* d, const uint4 u) { d[0] = u.x, d[1] = u.y, d[2] = u.z, d[3] = u.w; };
+    auto load_w = [&](WBuf& d, int it) {
 #pragma unroll
-        for (int p = 0; p < P; ++p) {
-            const uint4* src = wbase[p] + it * (WARPS * 32 * B);
+        for (int p = 0; p < P; ++p)
 #pragma unroll
-            for (int v = 0; v < B; ++v) {
-                const uint4 u = __ldg(src + v);
-                d.w[p][4 * v] = u.x, d.w[p][4 * v + 1] = u.y, d.w[p][4 * v + 2] = u.z, d.w[p][4 * v + 3] = u.w;
-            }
-        }
-        const uint4* cs = cbase + it * (WARPS * 8 * (CW / 4));
+            for (int v = 0; v < B; ++v) unpack(&d.w[p][4 * v], __ldg(wbase[p] + it * (WARPS * 32 * B) + v));
 #pragma unroll
-        for (int v = 0; v < CW / 4; ++v) {
-            const uint4 u = __ldg(cs + v);
-            d.c[4 * v] = u.x, d.c[4 * v + 1] = u.y, d.c[4 * v + 2] = u.z, d.c[4 * v + 3] = u.w;
-        }
+        for (int v = 0; v < CW / 4; ++v) unpack(&d.c[4 * v], __ldg(cbase + it * (WARPS * 8 * (CW / 4)) + v));
+    };
+    // The staged pipeline: this warp's ring [S][U][32 lanes] of 16-byte chunks; each lane reads back only what it
+    // copied, so cp.async.wait_group alone orders it (no barrier).
+    extern __shared__ uint4 wstage[];
+    uint4* ring = wstage + warp * (S > 0 ? S : 1) * U * 32 + lane;
+    auto issue_w = [&](int it) {
+        uint4* dst = ring + (it % (S > 0 ? S : 1)) * (U * 32);
+#pragma unroll
+        for (int p = 0; p < P; ++p)
+#pragma unroll
+            for (int v = 0; v < B; ++v) cp_async16(dst + (p * B + v) * 32, wbase[p] + it * (WARPS * 32 * B) + v);
+#pragma unroll
+        for (int v = 0; v < CW / 4; ++v) cp_async16(dst + (P * B + v) * 32, cbase + it * (WARPS * 8 * (CW / 4)) + v);
+    };
+    auto read_w = [&](WBuf& d, int it) {
+        const uint4* src = ring + (it % (S > 0 ? S : 1)) * (U * 32);
+#pragma unroll
+        for (int p = 0; p < P; ++p)
+#pragma unroll
+            for (int v = 0; v < B; ++v) unpack(&d.w[p][4 * v], src[(p * B + v) * 32]);
+#pragma unroll
+        for (int v = 0; v < CW / 4; ++v) unpack(&d.c[4 * v], src[(P * B + v) * 32]);
     };
     // Lanes past the batch's B columns (g ≥ 2·batch) and tokens (t ≥ batch) hold zeros.
     const bool bvalid = g < 2 * L.batch, tvalid = t < L.batch;
     const uint4* xbase = L.xq8 + ((int64_t(warp) * 2 * L.batch + g) * 4 + t) * (kI8LaneBytes / 16);
     const int xstride = WARPS * 2 * L.batch * 4 * (kI8LaneBytes / 16);
     const float2* sbase = L.xsc + int64_t(t) * L.groups_pad + warp * GS;
-    auto load_x = [&](Buf& d, int it) {
+    auto load_x = [&](XBuf& d, int it) {
         const uint4* src = xbase + it * xstride;
 #pragma unroll
-        for (int v = 0; v < 4; ++v) {
-            const uint4 u = bvalid ? __ldg(src + v) : make_uint4(0, 0, 0, 0);
-            d.xb[4 * v] = u.x, d.xb[4 * v + 1] = u.y, d.xb[4 * v + 2] = u.z, d.xb[4 * v + 3] = u.w;
-        }
+        for (int v = 0; v < 4; ++v) unpack(&d.xb[4 * v], bvalid ? __ldg(src + v) : make_uint4(0, 0, 0, 0));
         const float2* xs = sbase + it * (WARPS * GS);
 #pragma unroll
         for (int gs = 0; gs < GS; ++gs) d.xs[gs] = tvalid ? __ldg(xs + gs) : make_float2(0.0f, 0.0f);
     };
 
     float yacc[2] = {0.0f, 0.0f};  // rows g and g + 8, token t
-    auto compute = [&](const Buf& d) {
+    auto compute = [&](const WBuf& d, const XBuf& x) {
         int acc[P][T][4];
 #pragma unroll
         for (int pp = 0; pp < NP; ++pp) {
@@ -141,7 +191,7 @@ __global__ void __launch_bounds__(WARPS * 32) i8_gemv_kernel(const I8Launch L) {
                     const int m = pp * T + tau;
                     constexpr uint32_t M = i8_class_mask(B, 0);
                     const uint32_t mg = M << (2 * tau * B), mg8 = M << ((2 * tau + 1) * B);
-                    imma16832(acc[p][tau], w0 & mg, w0 & mg8, w1 & mg, w1 & mg8, d.xb[2 * m], d.xb[2 * m + 1]);
+                    imma16832(acc[p][tau], w0 & mg, w0 & mg8, w1 & mg, w1 & mg8, x.xb[2 * m], x.xb[2 * m + 1]);
                 }
             }
             if (pp % GP == GP - 1) {  // end of a group: combine the MMA types, apply the coefficients
@@ -149,12 +199,14 @@ __global__ void __launch_bounds__(WARPS * 32) i8_gemv_kernel(const I8Launch L) {
                 float cf[2][4], bias[2];
                 unpack_coefs<F, CW>(d.c, gs, 0, cf[0], bias[0]);
                 unpack_coefs<F, CW>(d.c, gs, 1, cf[1], bias[1]);
-                const float2 xs = d.xs[gs];
+                const float2 xs = x.xs[gs];
 #pragma unroll
                 for (int h = 0; h < 2; ++h) {
-                    // Horner over the types gives 2^(8−2b) (row g) or 2^(8−b) (row g + 8) times the sum.
-                    const float sc = xs.x * (h == 0 ? 1.0f / float(1 << (8 - 2 * B)) : 1.0f / float(1 << (8 - B)));
-                    float v = bias[h] * xs.y;
+                    // Horner over the types gives 2^(8−2b) (row g) or 2^(8−b) (row g + 8) times the sum; h and l
+                    // combine in int32 (254·h + l: < 2^31 for every supported plane width and group ≤ 256) before
+                    // the one conversion.
+                    const float sc = xs.x * (h == 0 ? 1.0f / float(254 << (8 - 2 * B)) : 1.0f / float(254 << (8 - B)));
+                    float v = fmaf(bias[h], xs.y, yacc[h]);
 #pragma unroll
                     for (int p = 0; p < P; ++p) {
                         int vh = 0, vl = 0;
@@ -163,37 +215,66 @@ __global__ void __launch_bounds__(WARPS * 32) i8_gemv_kernel(const I8Launch L) {
                             vh = vh * (1 << (2 * B)) + acc[p][tau][2 * h];
                             vl = vl * (1 << (2 * B)) + acc[p][tau][2 * h + 1];
                         }
-                        v = fmaf(cf[h][p] * sc, fmaf(float(vl), 1.0f / 254.0f, float(vh)), v);
+                        v = fmaf(cf[h][p] * sc, float(vh * 254 + vl), v);
                     }
-                    yacc[h] += v;
+                    yacc[h] = v;
                 }
             }
         }
     };
 
     auto ok = [&](int it) { return warp + WARPS * it < L.supers; };
-    Buf b0, b1;
-    if (ok(0)) load_w(b0, 0);
-    pdl_wait();  // from here on: activations (an earlier kernel's output) and y
-    if (ok(0)) load_x(b0, 0);
-
     __shared__ float inv_rms[kI8MaxBatch];
     __shared__ float red[WARPS][2][32];
-    if (L.xsq) {
-        for (int n = warp; n < L.batch; n += WARPS) {
-            float s2 = 0;
-            for (int j = lane; j < L.groups_pad; j += 32) s2 += __ldg(L.xsq + int64_t(n) * L.groups_pad + j);
+    auto rms_scales = [&] {
+        if (L.xsq) {
+            for (int n = warp; n < L.batch; n += WARPS) {
+                float s2 = 0;
+                for (int j = lane; j < L.groups_pad; j += 32) s2 += __ldg(L.xsq + int64_t(n) * L.groups_pad + j);
 #pragma unroll
-            for (int o = 16; o > 0; o >>= 1) s2 += __shfl_xor_sync(0xffffffffu, s2, o);
-            if (lane == 0) inv_rms[n] = rsqrtf(s2 / float(L.cols) + 1e-5f);
+                for (int o = 16; o > 0; o >>= 1) s2 += __shfl_xor_sync(0xffffffffu, s2, o);
+                if (lane == 0) inv_rms[n] = rsqrtf(s2 / float(L.cols) + 1e-5f);
+            }
         }
-    }
-    // Two buffers, the loop unrolled by two so that neither is copied.
-    for (int it = 0; ok(it); it += 2) {
-        if (ok(it + 1)) load_w(b1, it + 1), load_x(b1, it + 1);
-        compute(b0);
-        if (ok(it + 2)) load_w(b0, it + 2), load_x(b0, it + 2);
-        if (ok(it + 1)) compute(b1);
+    };
+    XBuf x0, x1;
+    if constexpr (S == 0) {
+        WBuf b0, b1;
+        if (ok(0)) load_w(b0, 0);
+        pdl_wait();  // from here on: activations (an earlier kernel's output) and y
+        if (ok(0)) load_x(x0, 0);
+        rms_scales();
+        // Two buffers, the loop unrolled by two so that neither is copied.
+        for (int it = 0; ok(it); it += 2) {
+            if (ok(it + 1)) load_w(b1, it + 1), load_x(x1, it + 1);
+            compute(b0, x0);
+            if (ok(it + 2)) load_w(b0, it + 2), load_x(x0, it + 2);
+            if (ok(it + 1)) compute(b1, x1);
+        }
+    } else {
+        // Prologue: the first S − 1 superchunks' weights in flight before the wait (no kernel writes weights).
+#pragma unroll
+        for (int i = 0; i < S - 1; ++i) {
+            if (ok(i)) issue_w(i);
+            cp_async_commit();
+        }
+        pdl_wait();
+        if (ok(0)) load_x(x0, 0);
+        rms_scales();
+        auto step = [&](int it, const XBuf& x) {
+            if (ok(it + S - 1)) issue_w(it + S - 1);  // into the slot read one step ago
+            cp_async_commit();                        // (an empty group past the end keeps the count uniform)
+            cp_async_wait<S - 1>();                   // superchunk it has landed
+            WBuf d;
+            read_w(d, it);
+            compute(d, x);
+        };
+        for (int it = 0; ok(it); it += 2) {
+            if (ok(it + 1)) load_x(x1, it + 1);
+            step(it, x0);
+            if (ok(it + 2)) load_x(x0, it + 2);
+            if (ok(it + 1)) step(it + 1, x1);
+        }
     }
 
     red[warp][0][lane] = yacc[0];
@@ -207,11 +288,31 @@ __global__ void __launch_bounds__(WARPS * 32) i8_gemv_kernel(const I8Launch L) {
         const int row = T0 * 16 + (l >> 2) + 8 * h, n = l & 3;
         if (row < pr.rows && n < L.batch) pr.y[int64_t(n) * pr.rows + row] = L.xsq ? s * inv_rms[n] : s;
     }
-}
 
-__device__ __forceinline__ float act_at(const float* x, const float* up, int64_t i) {
-    const float a = x[i];
-    return up ? a / (1.0f + __expf(-a)) * up[i] : a;
+    // The fused prep of the next GEMV's input (I8Next): the classic last-block pattern (writes, fence, counter).
+    const I8Next& nx = L.next;
+    if (nx.src >= 0 && (q == nx.src || q == nx.up_src)) {
+        __shared__ int last;
+        const int j = T0 / nx.tiles_per_group;
+        if (threadIdx.x < 64) __threadfence();  // this block's y before its arrival
+        __syncthreads();
+        if (threadIdx.x == 0) last = atomicAdd(nx.counters + j, 1) == nx.arrivals - 1;
+        __syncthreads();
+        if (last) {
+            __threadfence();  // the other blocks' y (their arrivals are ordered before ours)
+            const I8Problem& ps = L.prob[nx.src];
+            const float* up = nx.up_src >= 0 ? L.prob[nx.up_src].y : nullptr;
+            for (int n = warp; n < L.batch; n += WARPS) {
+                if (nx.bits == 1)
+                    i8_quantize_group<1, true>(ps.y, up, ps.rows, L.batch, nx.group, nx.groups_pad, n, j, lane, nx.xq8, nx.xsc, nx.xsq);
+                else if (nx.bits == 2)
+                    i8_quantize_group<2, true>(ps.y, up, ps.rows, L.batch, nx.group, nx.groups_pad, n, j, lane, nx.xq8, nx.xsc, nx.xsq);
+                else
+                    i8_quantize_group<4, true>(ps.y, up, ps.rows, L.batch, nx.group, nx.groups_pad, n, j, lane, nx.xq8, nx.xsc, nx.xsq);
+            }
+            if (threadIdx.x == 0) nx.counters[j] = 0;  // ready for the next launch that prepares into this buffer
+        }
+    }
 }
 
 // One warp per (token, group): the group's scale, h and l scattered into the permuted B order, the sums.
@@ -222,40 +323,25 @@ __global__ void i8_prep_kernel(const float* __restrict__ x, const float* __restr
     pdl_wait();  // x is the previous kernel's output, and xq8 may still be read by the previous GEMV
     const int wid = int(blockIdx.x) * (blockDim.x / 32) + int(threadIdx.x / 32), lane = threadIdx.x & 31;
     if (wid >= batch * groups_pad) return;
-    const int n = wid / groups_pad, j = wid % groups_pad, per = group / 32;
-    float a[8], amax = 0.0f, s2 = 0.0f;
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-        a[i] = 0.0f;
-        const int c = j * group + i * 32 + lane;
-        if (i < per && c < cols) a[i] = act_at(x, up, int64_t(n) * cols + c);
-        amax = fmaxf(amax, fabsf(a[i]));
-        s2 += a[i] * a[i];
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    const float s = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-    float sh = 0.0f, sl = 0.0f;
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-        if (i >= per) break;
-        const float u = a[i] * inv;
-        const float hq = fminf(fmaxf(rintf(u), -127.0f), 127.0f);
-        const float lq = fminf(fmaxf(rintf((u - hq) * 254.0f), -127.0f), 127.0f);
-        sh += hq, sl += lq;
-        const int c = j * group + i * 32 + lane;
-        const I8Slot slot = i8_col_byte(BITS, c % kSuperCols);
-        int8_t* dst = xq8 + ((int64_t(c / kSuperCols) * 2 * batch + 2 * n) * 4 + slot.t) * kI8LaneBytes + slot.offset;
-        dst[0] = int8_t(hq);
-        dst[4 * kI8LaneBytes] = int8_t(lq);  // B column 2n + 1: the next 4 lanes' blocks
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-        sh += __shfl_xor_sync(0xffffffffu, sh, o);
-        sl += __shfl_xor_sync(0xffffffffu, sl, o);
-        s2 += __shfl_xor_sync(0xffffffffu, s2, o);
-    }
-    if (lane == 0) xsc[wid] = make_float2(s, s * (sh + sl * (1.0f / 254.0f))), xsq[wid] = s2;
+    i8_quantize_group<BITS, false>(x, up, cols, batch, group, groups_pad, wid / groups_pad, wid % groups_pad, lane, xq8, xsc, xsq);
+}
+
+template <int F, int GP, int WARPS, int S>
+void launch_i8_staged(const I8Launch& l, int blocks, cudaStream_t s) {
+    const int smem = S > 0 ? WARPS * S * I8Shape<F, GP>::U * 32 * 16 : 0;
+    static const bool raised = [smem] {  // above 48 KB a kernel must opt in (once per instantiation)
+        PLANEQ_CUDA_CHECK(cudaFuncSetAttribute(i8_gemv_kernel<F, GP, WARPS, S>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+        return true;
+    }();
+    (void)raised;
+    launch_pdl(i8_gemv_kernel<F, GP, WARPS, S>, dim3(blocks), dim3(WARPS * 32), size_t(smem), s, l);
+}
+
+// Weight pipeline depth (DecodeOptions::i8_stages): 0 = registers, one superchunk ahead; else a ring of 4 stages.
+template <int F, int GP, int WARPS>
+void launch_i8_depth(const I8Launch& l, int blocks, int stages, cudaStream_t s) {
+    if (stages == 0) launch_i8_staged<F, GP, WARPS, 0>(l, blocks, s);
+    else launch_i8_staged<F, GP, WARPS, 4>(l, blocks, s);
 }
 
 template <int F, int GP>
@@ -273,10 +359,11 @@ void launch_i8(const I8Launch& L, cudaStream_t s) {
         PLANEQ_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
         return n;
     }();
-    const int opt = decode_options().i8_warps;
-    const int warps = opt == 4 || opt == 8 ? opt : blocks >= 4 * sms ? 4 : 8;
-    if (warps == 4) launch_pdl(i8_gemv_kernel<F, GP, 4>, dim3(blocks), dim3(4 * 32), 0, s, l);
-    else launch_pdl(i8_gemv_kernel<F, GP, 8>, dim3(blocks), dim3(8 * 32), 0, s, l);
+    const DecodeOptions o = decode_options();
+    const int warps = o.i8_warps == 4 || o.i8_warps == 8 ? o.i8_warps : blocks >= 4 * sms ? 4 : 8;
+    const int stages = o.i8_stages >= 0 ? o.i8_stages : kI8DefaultStages;
+    if (warps == 4) launch_i8_depth<F, GP, 4>(l, blocks, stages, s);
+    else launch_i8_depth<F, GP, 8>(l, blocks, stages, s);
 }
 
 template <int F>
@@ -309,8 +396,47 @@ void prepare_act_i8(ActBuffer& a, const float* x, const float* up, int64_t cols,
     a.i8_bits = bits;
 }
 
+namespace {
+void gemv_i8_launch(const GpuWeight* const* w, float* const* y, int n, const ActBuffer* act, int batch, const I8Next& next,
+                    cudaStream_t s);
+}
+
 // Called by gemv_planes (gemv_planes.cu) for a buffer prepared by prepare_act_i8.
 void gemv_i8(const GpuWeight* const* w, float* const* y, int n, const ActBuffer* act, int batch, cudaStream_t s) {
+    I8Next none{};
+    none.src = -1;
+    gemv_i8_launch(w, y, n, act, batch, none, s);
+}
+
+void gemv_multi_prep(const GpuWeight* const* w, float* const* y, int n, const ActBuffer* act, const float* x, int batch,
+                     cudaStream_t s, const NextAct& next) {
+    const GpuWeight& nw = *next.weight;
+    const int src = next.src, up = next.up_src;
+    const int64_t rows = src >= 0 && src < n ? w[src]->rows : -1;
+    const bool fuse = decode_options().fuse_prep && act && act->i8_bits && act != next.act && !w[0]->dense &&
+                      batch == act->batch && act->group == w[0]->group &&
+                      act->cols_pad == w[0]->supers * kSuperCols && int8_decode_path(*w[0], batch) && int8_decode_path(nw, batch) && rows > 0 &&
+                      rows % kSuperCols == 0 && rows == nw.cols && rows <= next.act->max_cols &&
+                      (up < 0 || (up < n && up != src && w[up]->rows == rows));
+    if (!fuse) {
+        gemv_multi(w, y, n, act, x, batch, s);
+        prepare_act(*next.act, y[src], up >= 0 ? y[up] : nullptr, rows, batch, nw.group, s, next.rms_norm, &nw);
+        return;
+    }
+    ActBuffer& a = *next.act;
+    a.cols_pad = rows, a.cols = rows, a.batch = batch, a.group = nw.group, a.rms_norm = next.rms_norm;
+    a.i8_bits = plane_bits(nw.fmt, 0);
+    I8Next nx{};
+    nx.xq8 = a.xq8, nx.xsc = a.xsc, nx.xsq = a.xsq, nx.counters = a.counters;
+    nx.src = src, nx.up_src = up, nx.bits = a.i8_bits, nx.group = nw.group, nx.groups_pad = int(rows / nw.group);
+    nx.tiles_per_group = nw.group / kTileRows, nx.arrivals = nx.tiles_per_group * (up >= 0 ? 2 : 1);
+    gemv_i8_launch(w, y, n, act, batch, nx, s);
+    PLANEQ_CUDA_CHECK(cudaGetLastError());
+}
+
+namespace {
+void gemv_i8_launch(const GpuWeight* const* w, float* const* y, int n, const ActBuffer* act, int batch, const I8Next& next,
+                    cudaStream_t s) {
     const GpuWeight& w0 = *w[0];
     if (!int8_decode_path(w0, batch) || plane_bits(w0.fmt, 0) != act->i8_bits)
         fail("cuda gemv: the activation buffer was prepared for the int8 path of another weight layout");
@@ -318,6 +444,7 @@ void gemv_i8(const GpuWeight* const* w, float* const* y, int n, const ActBuffer*
     L.nprob = n, L.supers = int(w0.supers), L.groups_pad = int(w0.groups_pad), L.batch = batch, L.cols = int(act->cols);
     L.l2_prefetch = decode_options().l2_prefetch ? 1 : 0;
     L.xq8 = reinterpret_cast<const uint4*>(act->xq8), L.xsc = act->xsc, L.xsq = act->rms_norm ? act->xsq : nullptr;
+    L.next = next;
     for (int i = 0; i < n; ++i) {
         const GpuWeight& wi = *w[i];
         if (wi.dense || wi.fmt != w0.fmt || wi.group != w0.group || wi.supers != w0.supers)
@@ -338,5 +465,7 @@ void gemv_i8(const GpuWeight* const* w, float* const* y, int n, const ActBuffer*
     }
     fail("cuda gemv (int8): format without an int8 kernel");
 }
+
+}  // namespace
 
 }  // namespace planeq::cuda

@@ -416,6 +416,7 @@ ActBuffer::~ActBuffer() {
     cudaFree(xsq);
     cudaFree(xq8);
     cudaFree(xsc);
+    cudaFree(counters);
 }
 void ActBufferDeleter::operator()(ActBuffer* a) const { delete a; }
 
@@ -428,6 +429,8 @@ ActBufferPtr make_act_buffer(int64_t max_cols) {
     PLANEQ_CUDA_CHECK(cudaMalloc(&a->xsq, size_t(cols_pad / 32) * 16 * sizeof(float)));
     PLANEQ_CUDA_CHECK(cudaMalloc(&a->xq8, size_t(cols_pad) * 2 * 4));  // ≤ 4 tokens × (h, l) bytes per column
     PLANEQ_CUDA_CHECK(cudaMalloc(&a->xsc, size_t(cols_pad / 32) * 4 * sizeof(float2)));
+    PLANEQ_CUDA_CHECK(cudaMalloc(&a->counters, size_t(cols_pad / 16) * sizeof(int)));
+    PLANEQ_CUDA_CHECK(cudaMemset(a->counters, 0, size_t(cols_pad / 16) * sizeof(int)));
     return a;
 }
 

@@ -68,6 +68,7 @@ struct ActBuffer {
     // plane_layout.hpp, [supers][2·batch columns (h, l)][4 lanes][64 B]; xsc [batch][cols_pad / group] = (s, Σ x̂)
     int8_t* xq8 = nullptr;
     float2* xsc = nullptr;
+    int* counters = nullptr;  // [cols_pad / 16]: per-group arrivals of a GEMV that prepares this buffer (gemv_multi_prep)
     int i8_bits = 0;  // 0: the fp16 layout above was prepared; 1, 2, 4: the int8 layout for planes of that width
     int64_t max_cols = 0;
     // what was last prepared (checked by gemv)

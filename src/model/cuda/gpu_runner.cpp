@@ -57,6 +57,7 @@ private:
     };
     void check_tokens(std::span<const int32_t> tokens) const;
     void linears(std::initializer_list<Out> outs, const float* x, const float* up, int n);
+    void mlp(const GpuBlock& b, const float* h, int n);
     void layers(int n, Pos pos);                       // x ← the blocks over n tokens (embedded in x)
     void head(int rows, const float* x_rows, float* out);  // out[rows × vocab] from the final norm of x_rows
     void prefill(std::span<const int32_t> tokens, Logits want);
@@ -75,7 +76,7 @@ private:
     DevicePtr gx_, gu_;     // act-order weights' gathered inputs [T × widest]
     DevicePtr logits1_;     // [vocab]: decode and Logits::Last (a fixed address: the decode graph writes it)
     DevicePtr logits_all_;  // [rows × vocab] for Logits::All, grown on demand
-    ActBufferPtr act_;
+    ActBufferPtr act_, act2_;  // act2_: down's input, prepared inside the gate/up launch (mlp_decode)
     PrefillBufferPtr pre_;
     int64_t logits_all_rows_ = 0;
     // host
@@ -111,6 +112,7 @@ GpuRunner::GpuRunner(const GpuModel& g, int64_t capacity, int64_t max_chunk)
     scratch_ = device_alloc(size_t(decode_scratch_floats(int(c_.n_heads), int(c_.head_dim))) * 4);
     split_ = device_alloc(size_t(2 * T * widest) * 2);
     act_ = make_act_buffer(widest);
+    act2_ = make_act_buffer(widest);
     if (T > kGemvMaxBatch) pre_ = make_prefill_buffer(T, widest);
     logits1_ = device_alloc(size_t(c_.vocab) * 4);
     if (const char* e = std::getenv("PLANEQ_CUDA_GRAPH")) use_graph_ = std::string(e) != "0";
@@ -178,6 +180,24 @@ void GpuRunner::linears(std::initializer_list<Out> outs, const float* x, const f
     }
 }
 
+// gate/up, then down of silu(gate) ⊙ up. For a few tokens with quantized gate/up (one launch, no bias) and a
+// quantized down of plain column order, down's input prep runs inside the gate/up launch (gemv_multi_prep; the
+// prep kernel goes where the fusion applies, docs/cuda.md); otherwise two `linears`.
+void GpuRunner::mlp(const GpuBlock& b, const float* h, int n) {
+    const GpuLinear &g = b.gate, &u = b.up, &d = b.down;
+    if (n <= 4 && !g.dense() && g.key == u.key && !g.bias && !u.bias && !g.perm && !u.perm && !d.dense() && !d.perm) {
+        const GpuWeight* ws[2] = {g.w.get(), u.w.get()};
+        float* ys[2] = {as_f(gate_), as_f(up_)};
+        prepare_act(*act_, h, nullptr, g.cols, n, g.group, s_, false, g.w.get());
+        gemv_multi_prep(ws, ys, 2, act_.get(), h, n, s_, NextAct{act2_.get(), d.w.get(), 0, 1, false});
+        gemv(*d.w, act2_.get(), as_f(gate_), n, as_f(delta_), s_);
+        if (d.bias) add_bias(as_f(delta_), as_f(d.bias), n, int(d.rows), s_);
+        return;
+    }
+    linears({{&g, as_f(gate_)}, {&u, as_f(up_)}}, h, nullptr, n);
+    linears({{&d, as_f(delta_)}}, as_f(gate_), as_f(up_), n);
+}
+
 void GpuRunner::layers(int n, Pos pos) {
     const int H = int(c_.hidden), hd = int(c_.head_dim);
     const float eps = float(c_.rms_eps);
@@ -196,8 +216,7 @@ void GpuRunner::layers(int n, Pos pos) {
         else attention_prefill(aa, s_);
         linears({{&b.o, delta}}, as_f(attn_), nullptr, n);
         add_rmsnorm(x, delta, as_f(b.ffn_norm), n, H, eps, h, s_);  // x += attention
-        linears({{&b.gate, as_f(gate_)}, {&b.up, as_f(up_)}}, h, nullptr, n);
-        linears({{&b.down, delta}}, as_f(gate_), as_f(up_), n);
+        mlp(b, h, n);
     }
 }
 
