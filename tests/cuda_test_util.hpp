@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -76,6 +77,24 @@ inline double rel_error(const std::vector<float>& y, const std::vector<double>& 
     }
     return std::sqrt(num / den);
 }
+
+// Weights uploaded for a multi-weight launch, each with a NaN-poisoned output of `tokens` rows (so an
+// unwritten output fails rel_error), and the pointer arrays gemv_multi / gemm_multi take.
+struct Uploaded {
+    std::vector<cuda::GpuWeightPtr> gw;
+    std::vector<std::unique_ptr<DevBuf>> dy;
+    std::vector<const cuda::GpuWeight*> wp;
+    std::vector<float*> yp;
+    Uploaded(const std::vector<PackedWeight>& ws, int tokens) {
+        for (const PackedWeight& w : ws) {
+            gw.push_back(cuda::upload(w));
+            dy.push_back(std::make_unique<DevBuf>(size_t(tokens * w.rows)));
+            EXPECT_EQ(cudaMemset(dy.back()->p, 0xff, size_t(tokens * w.rows) * 4), cudaSuccess);
+            wp.push_back(gw.back().get());
+            yp.push_back(dy.back()->p);
+        }
+    }
+};
 
 struct Case {
     const char* format;

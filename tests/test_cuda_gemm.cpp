@@ -139,17 +139,9 @@ TEST(CudaGemm, MultiWeightLaunch) {
     std::vector<float> x = random_vec(size_t(tokens * C), rng);
     DevBuf dx(x.size());
     CK(cudaMemcpy(dx.p, x.data(), x.size() * 4, cudaMemcpyHostToDevice));
-    std::vector<cuda::GpuWeightPtr> gw;
-    std::vector<std::unique_ptr<DevBuf>> dy;
-    std::vector<const cuda::GpuWeight*> wp;
-    std::vector<float*> yp;
-    for (const PackedWeight& w : ws) {
-        gw.push_back(cuda::upload(w));
-        dy.push_back(std::make_unique<DevBuf>(size_t(tokens * w.rows)));
-        CK(cudaMemset(dy.back()->p, 0xff, size_t(tokens * w.rows) * 4));
-        wp.push_back(gw.back().get());
-        yp.push_back(dy.back()->p);
-    }
+    Uploaded up(ws, tokens);
+    const std::vector<const cuda::GpuWeight*>& wp = up.wp;
+    const std::vector<float*>& yp = up.yp;
     cuda::PrefillBufferPtr pb = cuda::make_prefill_buffer(tokens, C);
     cuda::prepare_prefill(*pb, dx.p, nullptr, C, tokens, nullptr);
     for (int rt : {1, 2, 3}) {

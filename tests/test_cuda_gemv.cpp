@@ -112,17 +112,9 @@ TEST(CudaGemv, MultiWeightLaunch) {
     std::vector<float> x = random_vec(size_t(batch * C), rng);
     DevBuf dx(x.size());
     CK(cudaMemcpy(dx.p, x.data(), x.size() * 4, cudaMemcpyHostToDevice));
-    std::vector<cuda::GpuWeightPtr> gw;
-    std::vector<std::unique_ptr<DevBuf>> dy;
-    std::vector<const cuda::GpuWeight*> wp;
-    std::vector<float*> yp;
-    for (const PackedWeight& w : ws) {
-        gw.push_back(cuda::upload(w));
-        dy.push_back(std::make_unique<DevBuf>(size_t(batch * w.rows)));
-        CK(cudaMemset(dy.back()->p, 0xff, size_t(batch * w.rows) * 4));
-        wp.push_back(gw.back().get());
-        yp.push_back(dy.back()->p);
-    }
+    Uploaded up(ws, batch);
+    const std::vector<const cuda::GpuWeight*>& wp = up.wp;
+    const std::vector<float*>& yp = up.yp;
     cuda::ActBufferPtr ab = cuda::make_act_buffer(C);
     cuda::prepare_act(*ab, dx.p, nullptr, C, batch, 128, nullptr);
     cuda::gemv_multi(wp.data(), yp.data(), 3, ab.get(), dx.p, batch, nullptr);
