@@ -96,6 +96,26 @@ struct Uploaded {
     }
 };
 
+// Runs `chain` on stream s eagerly, then captured as a CUDA graph replayed 3 times, calling
+// check(what + " eager") / check(what + " graph") after each (a graph that replays stale inputs fails).
+template <class Chain, class Check>
+void eager_then_graph(cudaStream_t s, const std::string& what, Chain&& chain, Check&& check) {
+    chain();
+    CK(cudaStreamSynchronize(s));
+    check(what + " eager");
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    chain();
+    CK(cudaStreamEndCapture(s, &graph));
+    CK(cudaGraphInstantiate(&exec, graph, 0));
+    for (int r = 0; r < 3; ++r) CK(cudaGraphLaunch(exec, s));
+    CK(cudaStreamSynchronize(s));
+    check(what + " graph");
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+}
+
 struct Case {
     const char* format;
     int bits, group;

@@ -176,20 +176,7 @@ TEST(CudaGemv, ChainOnAStreamUnderEveryDecodeOption) {
             cuda::set_decode_options(cuda::DecodeOptions{(m & 1) != 0, (m & 2) != 0, (m & 4) != 0, (m & 4) ? 8 : 4});
             const std::string what = "batch " + std::to_string(batch) + " pdl " + std::to_string(m & 1) + " int8 " +
                                      std::to_string((m >> 1) & 1) + " l2pf " + std::to_string((m >> 2) & 1);
-            chain();
-            CK(cudaStreamSynchronize(s));
-            check(what + " eager");
-            cudaGraph_t graph;
-            cudaGraphExec_t exec;
-            CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-            chain();
-            CK(cudaStreamEndCapture(s, &graph));
-            CK(cudaGraphInstantiate(&exec, graph, 0));
-            for (int r = 0; r < 3; ++r) CK(cudaGraphLaunch(exec, s));
-            CK(cudaStreamSynchronize(s));
-            check(what + " graph");
-            cudaGraphExecDestroy(exec);
-            cudaGraphDestroy(graph);
+            eager_then_graph(s, what, chain, check);
         }
     }
     cuda::set_decode_options(keep);
@@ -258,20 +245,7 @@ TEST(CudaGemv, FusedNextPrepChain) {
                     };
                     const std::string what = name + " batch " + std::to_string(batch) + (silu ? " silu·up" : "") +
                                              (mode < 2 ? " fused, depth " + std::to_string(depth[mode]) : " separate prep");
-                    chain();
-                    CK(cudaStreamSynchronize(s));
-                    check(what + " eager");
-                    cudaGraph_t graph;
-                    cudaGraphExec_t exec;
-                    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-                    chain();
-                    CK(cudaStreamEndCapture(s, &graph));
-                    CK(cudaGraphInstantiate(&exec, graph, 0));
-                    for (int r = 0; r < 3; ++r) CK(cudaGraphLaunch(exec, s));
-                    CK(cudaStreamSynchronize(s));
-                    check(what + " graph");
-                    cudaGraphExecDestroy(exec);
-                    cudaGraphDestroy(graph);
+                    eager_then_graph(s, what, chain, check);
                 }
         }
     }
