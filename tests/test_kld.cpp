@@ -139,6 +139,20 @@ TEST(KldStats, SummaryOfHandWorkedTokens) {
     EXPECT_NEAR(s.ppl_base.err, std::exp(mean_base) * se, 1e-12);
 }
 
+// Entropy by hand: uniform logits over 5 → ln 5; logits (ln 3, 0) → p = (3/4, 1/4), H = −¾ln¾ − ¼ln¼.
+TEST(KldStats, EntropyOfHandRows) {
+    const float flat[5] = {0.5f, 0.5f, 0.5f, 0.5f, 0.5f};
+    const float two[5] = {float(std::log(3.0)), 0.f, -1e30f, -1e30f, -1e30f};
+    const KldToken t = kld_token_exact(flat, two, 5, 0);
+    EXPECT_NEAR(t.entropy_base, std::log(5.0), 1e-12);
+    EXPECT_NEAR(t.entropy_q, -0.75 * std::log(0.75) - 0.25 * std::log(0.25), 1e-7);  // ln 3 rounded to float
+    // Llama mode has no entropy: the summary says NaN rather than a number it did not compute.
+    LlamaLogProbs coded;
+    llama_encode_log_probs(flat, 5, coded);
+    const KldStats s = kld_summarize({kld_token_llama(coded, two, 5, 0)}, KldMode::Llama);
+    EXPECT_TRUE(std::isnan(s.entropy_base.value));
+}
+
 TEST(KldStats, LlamaCodesOfAHandRow) {
     // max 2, min −20 → min_logit = max(−20, 2 − 16) = −14, scale = 16/65535.
     const float z[4] = {0, 1, 2, -20};
@@ -245,7 +259,7 @@ TEST(Kld, PerturbedModelMatchesNaiveComputation) {
         return std::vector<float>(l.begin(), l.end());
     };
     const std::vector<float> zb = run(*base), zq = run(*quant);
-    double sum = 0, sum_nll_q = 0, sum_nll_b = 0;
+    double sum = 0, sum_nll_q = 0, sum_nll_b = 0, sum_hq = 0;
     int same = 0;
     for (int64_t p = opt.first_scored(); p < ctx - 1; ++p) {
         const float* b = zb.data() + p * vocab;
@@ -258,11 +272,13 @@ TEST(Kld, PerturbedModelMatchesNaiveComputation) {
             nb += pb[size_t(v)];
             nq += pq[size_t(v)];
         }
-        double k = 0;
+        double k = 0, hb = 0, hq = 0;
         int64_t ab = 0, aq = 0;
         for (int64_t v = 0; v < vocab; ++v) {
             const double P = pb[size_t(v)] / nb, Q = pq[size_t(v)] / nq;
             k += P * std::log(P / Q);
+            hb -= P * std::log(P);
+            hq -= Q * std::log(Q);
             if (b[v] > b[ab]) ab = v;
             if (q[v] > q[aq]) aq = v;
         }
@@ -275,6 +291,11 @@ TEST(Kld, PerturbedModelMatchesNaiveComputation) {
         EXPECT_NEAR(t.nll_q, nll_q, 1e-9);
         EXPECT_NEAR(t.p_diff, pq[size_t(y)] / nq - pb[size_t(y)] / nb, 1e-12);
         EXPECT_EQ(t.same_top, ab == aq);
+        EXPECT_NEAR(t.entropy_base, hb, 1e-9 * (1 + hb)) << "position " << p;
+        EXPECT_NEAR(t.entropy_q, hq, 1e-9 * (1 + hq)) << "position " << p;
+        EXPECT_GE(t.entropy_q, 0.0);
+        EXPECT_LE(t.entropy_q, std::log(double(vocab)) + 1e-9);
+        sum_hq += hq;
         sum += k;
         sum_nll_q += nll_q;
         sum_nll_b += nll_b;
@@ -283,6 +304,7 @@ TEST(Kld, PerturbedModelMatchesNaiveComputation) {
     EXPECT_NEAR(s.kld.value, sum / double(n), 1e-10);
     EXPECT_NEAR(s.same_top.value, same / double(n), 1e-15);
     EXPECT_NEAR(s.ln_ppl_ratio.value, (sum_nll_q - sum_nll_b) / double(n), 1e-10);
+    EXPECT_NEAR(s.entropy_q.value, sum_hq / double(n), 1e-10);
 
     // llama.cpp-compatible mode sees the same divergence up to its storage error.
     const KldStats l = kl_divergence(*base, *quant, text_ids(), opt, KldMode::Llama);

@@ -37,13 +37,18 @@ KldToken kld_token_exact(const float* z, const float* w, int64_t vocab, int32_t 
     const int64_t top_p = argmax_first(z, vocab), top_q = argmax_first(w, vocab);
     // The same fp64 log-sum-exp as token_nll, so NLLs (and PPL) equal the ppl command's bit for bit.
     const double lse_p = cpu::log_sum_exp(z, vocab), lse_q = cpu::log_sum_exp(w, vocab);
-    double kld = 0;
+    double kld = 0, hp = 0, hq = 0;
     for (int64_t v = 0; v < vocab; ++v) {
         const double lp = double(z[v]) - lse_p, lq = double(w[v]) - lse_q;
-        kld += std::exp(lp) * (lp - lq);
+        const double p = std::exp(lp), q = std::exp(lq);
+        kld += p * (lp - lq);
+        hp -= p * lp;
+        hq -= q * lq;
     }
     KldToken t;
     t.kld = kld;
+    t.entropy_base = hp;
+    t.entropy_q = hq;
     t.nll_base = lse_p - double(z[target]);
     t.nll_q = lse_q - double(w[target]);
     t.p_diff = std::exp(-t.nll_q) - std::exp(-t.nll_base);
@@ -117,6 +122,7 @@ KldToken kld_token_llama(const LlamaLogProbs& base, const float* logits, int64_t
     t.nll_base = nll_base;
     t.p_diff = p_diff;
     t.same_top = imax == imax_base;
+    t.entropy_base = t.entropy_q = std::numeric_limits<double>::quiet_NaN();  // not part of llama.cpp's arithmetic
     return t;
 }
 
@@ -176,6 +182,7 @@ KldStats kld_summarize(std::vector<KldToken> per_token, KldMode mode) {
     const int64_t n = int64_t(per_token.size());
     s.scored_tokens = n;
     double nll = 0, nll2 = 0, nllb = 0, nllb2 = 0, nll_nllb = 0, kld = 0, kld2 = 0, pd = 0, pd2 = 0, pd4 = 0;
+    double hb = 0, hb2 = 0, hq = 0, hq2 = 0;
     int64_t same = 0;
     std::vector<double> kld_values, p_diff_values;
     kld_values.reserve(size_t(n));
@@ -194,6 +201,10 @@ KldStats kld_summarize(std::vector<KldToken> per_token, KldMode mode) {
         pd4 += d2 * d2;
         s.p_diff_max_abs = std::max(s.p_diff_max_abs, std::fabs(t.p_diff));
         same += t.same_top ? 1 : 0;
+        hb += t.entropy_base;
+        hb2 += t.entropy_base * t.entropy_base;
+        hq += t.entropy_q;
+        hq2 += t.entropy_q * t.entropy_q;
         kld_values.push_back(t.kld);
         p_diff_values.push_back(t.p_diff);
     }
@@ -227,6 +238,8 @@ KldStats kld_summarize(std::vector<KldToken> per_token, KldMode mode) {
     s.p_diff_rms = {rms, rms > 0 ? 0.5 / rms * mse.err : 0.0};
     const double f = n > 0 ? double(same) / double(n) : 0.0;
     s.same_top = {f, n > 1 ? std::sqrt(f * (1 - f) / double(n - 1)) : 0.0};
+    s.entropy_base = mean_and_stderr(hb, hb2, n);  // NaN propagates from llama-mode tokens
+    s.entropy_q = mean_and_stderr(hq, hq2, n);
     s.per_token = std::move(per_token);
     return s;
 }

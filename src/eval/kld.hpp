@@ -34,6 +34,10 @@ struct KldToken {
     double nll_q = 0;     // −ln q(y)
     double nll_base = 0;  // −ln p(y)
     bool same_top = false;  // argmax p = argmax q (first index wins ties)
+    // Predictive entropies −Σ p ln p and −Σ q ln q (exact mode only; NaN in llama mode). Beside the NLL they say
+    // how confident each model is: where mean NLL ≫ mean entropy the base model is over-confident on the text,
+    // and a perturbation that flattens its distribution can lower perplexity while moving away from it (KLD up).
+    double entropy_base = 0, entropy_q = 0;
 };
 
 // Exact mode (fp64 softmax over f32 logits).
@@ -98,6 +102,9 @@ struct KldStats {
     MeanErr p_diff_rms;        // √mean(Δp²) ± ½/rms · stderr(Δp²)
     double p_diff_max_abs = 0;
     MeanErr same_top;          // fraction ± √(f(1 − f)/(n − 1))
+
+    // Mean predictive entropy of each model in nats (exact mode; NaN in llama mode).
+    MeanErr entropy_base, entropy_q;
 
     // Every scored position, window by window.
     std::vector<KldToken> per_token;

@@ -113,7 +113,9 @@ void run_kld(const KldArgs& a) {
                       {"rms", s.p_diff_rms.value},
                       {"rms_stderr", s.p_diff_rms.err},
                       {"max_abs", s.p_diff_max_abs}}},
-                    {"same_top", me_json(s.same_top)}});
+                    {"same_top", me_json(s.same_top)},
+                    {"entropy_base", mode == KldMode::Exact ? me_json(s.entropy_base) : nlohmann::json()},
+                    {"entropy_q", mode == KldMode::Exact ? me_json(s.entropy_q) : nlohmann::json()}});
         return;
     }
     std::printf("base       %s (%s, %s)\n", a.base.c_str(), lb.model->config.architecture.c_str(), lb.model->format_summary().c_str());
@@ -152,6 +154,15 @@ void run_kld(const KldArgs& a) {
     for (const auto& [label, v] : dp_rows) std::printf("%s: %6.3f%%\n", label, 100.0 * v);
     std::printf("RMS Δp    : %6.3f ± %5.3f %%\n", 100.0 * s.p_diff_rms.value, 100.0 * s.p_diff_rms.err);
     std::printf("Same top p: %6.3f ± %5.3f %%\n", 100.0 * s.same_top.value, 100.0 * s.same_top.err);
+    if (mode == KldMode::Exact) {
+        // Not in llama.cpp's printout: confidence beside the NLL (mean NLL ≫ entropy: the base is over-confident
+        // on this text, and flattening noise can lower PPL while KLD rises).
+        std::printf("\n====== Entropy (nats) ======\n");
+        std::printf("Mean NLL(base) : %10.6f   entropy(base): %10.6f ± %8.6f\n", std::log(s.ppl_base.value),
+                    s.entropy_base.value, s.entropy_base.err);
+        std::printf("Mean NLL(Q)    : %10.6f   entropy(Q)   : %10.6f ± %8.6f\n", std::log(s.ppl_q.value), s.entropy_q.value,
+                    s.entropy_q.err);
+    }
     std::printf("\nspeed      %.0f tokens/s (both models), %.1f s (%d threads)\n", double(s.tokens) / s.seconds, s.seconds,
                 thread_count());
 }
