@@ -17,6 +17,19 @@ if [ "${TESTS:-Cuda*:GpuPlane*}" != none ]; then
   timeout ${TEST_TIMEOUT:-200} $C/planeq_tests --gtest_brief=1 --gtest_filter="${TESTS:-Cuda*:GpuPlane*}" 2>&1 | tee $OUT/tests.log | grep -v "^\[ *OK" | tail -40
 fi
 B="$C/planeq bench --device cuda --shape llama3-8b -p 0 -n 100 -r 5"
+if [ "${PROF:-0}" = 1 ]; then
+  # Where the bw kernel's time goes: single GEMVs with the quantization or the weight loop skipped (PLANEQ_BW_SKIP=1 / 2,
+  # wrong results, timing only), then Nsight Compute on layer 0's gate/up and down bw launches (eager warm-up).
+  for skip in 0 1 2; do
+    echo "### PLANEQ_BW_SKIP=$skip"
+    PLANEQ_BW_SKIP=$skip PLANEQ_BENCH_BW=1 timeout 100 $C/planeq bench --device cuda --shape llama3-8b -p 0 -n 20 -r 2 --format int --bits 2 --group 128 --no-baseline 2>&1 | grep -A4 "bw path (prep"
+  done
+  timeout 150 ncu --clock-control none -k regex:bw_gemv_kernel --launch-skip 2 --launch-count 2 --section SpeedOfLight --section Occupancy \
+    --section WarpStateStats --section SchedulerStats --section LaunchStats --section MemoryWorkloadAnalysis --section InstructionStats \
+    $C/planeq bench --device cuda --shape llama3-8b -p 0 --format int --bits 2 --group 128 --no-baseline -n 2 -r 1 > $OUT/ncu.txt 2>&1
+  grep -v "^generating" $OUT/ncu.txt | grep -E "bw_gemv_kernel|Duration|DRAM Throughput|Memory Throughput|Compute \(SM\)|Issue Slots Busy|Issued Ipc|No Eligible|Eligible Warps|Active Warps Per|Achieved Occupancy|Theoretical Occupancy|Registers Per|Dynamic Shared|Warp Cycles Per Issued|Block Limit|L1/TEX Hit|L2 Hit|Mem Busy|Executed Instructions|Stall|stall" | head -80
+  exit 0
+fi
 run() { echo "### $*"; timeout 150 $B "$@" 2>&1 | grep -v "^generating"; }
 {
   PLANEQ_BENCH_BW=1 run --format int --bits 2 --group 128

@@ -355,22 +355,22 @@ nlohmann::json bench_stack(const ModelConfig& c, const std::string& format, cons
     // excludes its prep kernel.
     if (const char* v = std::getenv("PLANEQ_BENCH_BW"); v && std::string(v) == "1" && !st.dense && o.batch == 1) {
         const cuda::DecodeOptions keep = cuda::decode_options();
-        for (int rows : {-1, 0, 1, 2, 4}) {
+        for (int rows : {-1, 0, 1, 2, 4, 5}) {  // 5: automatic, with the L2 prefetch (DecodeOptions::bw_l2)
             cuda::DecodeOptions d = keep;
-            d.bw = rows >= 0, d.bw_rows = std::max(rows, 0);
+            d.bw = rows >= 0, d.bw_rows = rows == 5 ? 0 : std::max(rows, 0), d.bw_l2 = rows == 5;
             cuda::set_decode_options(d);
             if (rows >= 0 && !cuda::bw_decode_path(*st.layers[0].q, 1)) break;
             nlohmann::json r = time_stack(st, b, o.batch, false, o.generate, o.reps, copy_gbs, s);
             r["bw"] = d.bw, r["bw_rows"] = d.bw_rows;
-            const std::string label = rows < 0 ? "  bw 0 (int8 path)" : "  bw 1 rows " + std::to_string(rows);
+            const std::string label = rows < 0 ? "  bw 0 (int8 path)" : rows == 5 ? "  bw 1 rows 0, L2 prefetch" : "  bw 1 rows " + std::to_string(rows);
             if (o.text) print_stack(label.c_str(), r);
             j["bw_variants"].push_back(r);
         }
-        for (int bw : {0, 1}) {
+        for (int bw : {0, 1, 2}) {  // 2: bw with the L2 prefetch
             cuda::DecodeOptions d = keep;
-            d.bw = bw != 0, d.bw_rows = 0;
+            d.bw = bw != 0, d.bw_rows = 0, d.bw_l2 = bw == 2;
             cuda::set_decode_options(d);
-            if (o.text) std::printf("single GEMV, batch 1, %s:\n", bw ? "bw path (prep inside)" : "int8 path (prep not timed)");
+            if (o.text) std::printf("single GEMV, batch 1, %s:\n", bw == 2 ? "bw path, L2 prefetch" : bw ? "bw path (prep inside)" : "int8 path (prep not timed)");
             const Layer& L0 = st.layers[0];
             for (auto [name, w] : std::vector<std::pair<const char*, const GpuWeightPtr*>>{{"q/o", &L0.q}, {"k/v", &L0.k}, {"gate/up", &L0.gate}, {"down", &L0.down}}) {
                 nlohmann::json r = time_shape(*w, st, b, o.batch, false, copy_gbs, s);

@@ -67,8 +67,8 @@ void prepare_act(ActBuffer& a, const float* x, const float* up, int64_t cols, in
                  bool rms_norm = false, const GpuWeight* for_weight = nullptr);
 
 // Decode-path switches, read when a kernel is launched or a buffer prepared (a captured graph keeps what was
-// set at capture). The environment variables PLANEQ_PDL, PLANEQ_GEMV_I8, PLANEQ_L2PF, PLANEQ_FUSE_PREP, PLANEQ_GEMV_BW
-// (0 / 1), PLANEQ_I8_WARPS (4 / 8), PLANEQ_I8_STAGES (0 / 4) and PLANEQ_BW_ROWS (1 / 2 / 4) override the defaults at first use. docs/cuda.md has what each is worth.
+// set at capture). The environment variables PLANEQ_PDL, PLANEQ_GEMV_I8, PLANEQ_L2PF, PLANEQ_FUSE_PREP, PLANEQ_GEMV_BW,
+// PLANEQ_BW_L2 (0 / 1), PLANEQ_I8_WARPS (4 / 8), PLANEQ_I8_STAGES (0 / 4) and PLANEQ_BW_ROWS (1 / 2 / 4) override the defaults at first use. docs/cuda.md has what each is worth.
 struct DecodeOptions {
     bool pdl = true;          // programmatic dependent launch (non-default streams): a kernel streams its weights
                               // while its predecessor finishes, so a kernel that WRITES weights must not run
@@ -82,6 +82,8 @@ struct DecodeOptions {
     bool bw = true;           // batch 1, int b=2 / bitplane k=2: the bandwidth-first CUDA-core GEMV (gemv_bw.cu), which
                               // quantizes its input itself (prepare_act launches nothing); off: the int8 path above
     int bw_rows = 0;          // that kernel: 32-row blocks per CTA, 1, 2 or 4; 0: automatic
+    bool bw_l2 = false;       // that kernel: each warp requests its later weight chunks from L2 at the start (measured
+                              // 1.5% slower in the stack)
 };
 DecodeOptions decode_options();
 void set_decode_options(const DecodeOptions& o);

@@ -19,6 +19,8 @@
 // iterations and reduce through shared memory (deterministic, no atomics).
 #include <cuda_fp16.h>
 
+#include <cstdlib>
+
 #include "kernels/cuda/cuda_gemv.hpp"
 #include "kernels/cuda/gpu_weight.hpp"
 #include "kernels/cuda/launch.cuh"
@@ -44,6 +46,8 @@ struct BwLaunch {
     const float* x;
     const float* up;  // silu(x) · up when set
     int rms, vec;     // rms: y = W x / rms(x); vec: x (and up) 16-byte aligned with cols % 4 == 0
+    int l2pf;         // DecodeOptions::bw_l2: request the warp's later iterations from L2 at the start
+    int skip;         // measurement only (PLANEQ_BW_SKIP, wrong results): 1 skips the quantization, 2 the weights
 };
 
 // d = Σ a.u8[i] · b.s8[i] + c (the masked codes are unsigned up to 192).
@@ -112,8 +116,11 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
     const int rb = (int(blockIdx.x) - pr.block_begin) * WR + wr;  // this warp's 32-row block
     const bool rows_ok = rb < pr.rbs;
 
+    // Shared memory: x (and up) as f32 [cols_pad] each, then h, l [cols_pad] int8, then the per-group scales.
     extern __shared__ __align__(16) uint8_t sm[];
-    int8_t* xh = reinterpret_cast<int8_t*>(sm);
+    float* xf = reinterpret_cast<float*>(sm);
+    float* uf = xf + L.cols_pad;  // only with up
+    int8_t* xh = reinterpret_cast<int8_t*>(uf + (L.up ? L.cols_pad : 0));
     int8_t* xl = xh + L.cols_pad;
     float2* gsc = reinterpret_cast<float2*>(xl + L.cols_pad);  // per group: (s / 254, X = 254·Σh + Σl as int bits)
     __shared__ float red[WK][WR * 32];
@@ -134,81 +141,123 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
     };
 
     Buf b0, b1;
-    if (rows_ok && wk < L.iters) load(b0, wk);  // weights: no kernel writes them, so before the wait
+    // Weights (no kernel writes them, so before the wait): the warp's first two iterations, in flight during the
+    // wait and the activation's quantization.
+    if (rows_ok && wk < L.iters) load(b0, wk);
+    if (rows_ok && wk + WK < L.iters) load(b1, wk + WK);
+    // The warp's later iterations (codes 2 KB, coefficients NREC·32·LB bytes each, contiguous) requested from L2 now,
+    // one bulk prefetch per chunk, a lane per iteration: with one iteration in registers ahead, 16–32 warps an SM
+    // keep too few bytes in flight for HBM's latency, so the rest of the warp's share should already be on its way.
+    if (L.l2pf && rows_ok)
+        for (int it = wk + (lane + 1) * WK; it < L.iters; it += 32 * WK) {
+            asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(cbase - lane + it * 4 * 32), "r"(2048) : "memory");
+            asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(fbase - lane * LB + int64_t(it) * NREC * 32 * LB),
+                         "r"(NREC * 32 * LB) : "memory");
+        }
     pdl_wait();
 
-    // ---- the activation: every block quantizes all groups (warp per group) into shared memory ----
     float s2 = 0.0f;
+    if (L.skip != 1) {
+    // ---- the activation: every block quantizes all groups into shared memory ----
+    // First x (and up) into shared memory as f32 with all of a thread's loads in flight at once (a warp per group
+    // straight from global memory paid one L2 round trip per group), then a warp per group from shared memory.
     {
-        const int groups = L.cols_pad / G;
-        for (int j = warp; j < groups; j += kBwWarps) {
-            const int c0 = j * G + lane * V;
-            float a[V];
-            bool done = false;
-            if constexpr (V >= 4) {
-                if (L.vec && c0 + V <= L.cols) {  // x was written by the previous kernel: read through L2 (__ldcg)
+        constexpr int U = 4;  // loads a thread keeps in flight (8 spilled with two weight iterations in registers)
+        const int n4 = L.cols_pad / 4, total = L.up ? 2 * n4 : n4;
+        if (L.vec) {  // 16-byte loads; cols % 4 == 0
+            const int c4 = L.cols / 4;
+            for (int i0 = int(threadIdx.x); i0 < total; i0 += U * kBwWarps * 32) {
+                float4 v[U];
 #pragma unroll
-                    for (int i = 0; i < V / 4; ++i) {
-                        const float4 v = __ldcg(reinterpret_cast<const float4*>(L.x + c0) + i);
-                        a[4 * i] = v.x, a[4 * i + 1] = v.y, a[4 * i + 2] = v.z, a[4 * i + 3] = v.w;
-                        if (L.up) {
-                            const float4 u = __ldcg(reinterpret_cast<const float4*>(L.up + c0) + i);
-                            const float uu[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-                            for (int e = 0; e < 4; ++e) a[4 * i + e] = a[4 * i + e] / (1.0f + __expf(-a[4 * i + e])) * uu[e];
-                        }
-                    }
-                    done = true;
+                for (int k = 0; k < U; ++k) {
+                    const int i = i0 + k * kBwWarps * 32, c = i < n4 ? i : i - n4;  // i ≥ n4: up
+                    v[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                    if (i < total && c < c4) v[k] = __ldcg(reinterpret_cast<const float4*>(i < n4 ? L.x : L.up) + c);
                 }
-            }
-            if (!done) {
 #pragma unroll
-                for (int i = 0; i < V; ++i) {
-                    a[i] = 0.0f;
-                    if (c0 + i < L.cols) {
-                        const float v = __ldcg(L.x + c0 + i);
-                        a[i] = L.up ? v / (1.0f + __expf(-v)) * __ldcg(L.up + c0 + i) : v;
-                    }
+                for (int k = 0; k < U; ++k)
+                    if (i0 + k * kBwWarps * 32 < total) reinterpret_cast<float4*>(xf)[i0 + k * kBwWarps * 32] = v[k];
+            }
+        } else {
+            const int n = L.up ? 2 * L.cols_pad : L.cols_pad;
+            for (int i0 = int(threadIdx.x); i0 < n; i0 += U * kBwWarps * 32) {
+                float v[U];
+#pragma unroll
+                for (int k = 0; k < U; ++k) {
+                    const int i = i0 + k * kBwWarps * 32, c = i < L.cols_pad ? i : i - L.cols_pad;
+                    v[k] = i < n && c < L.cols ? __ldcg((i < L.cols_pad ? L.x : L.up) + c) : 0.0f;
                 }
+#pragma unroll
+                for (int k = 0; k < U; ++k)
+                    if (i0 + k * kBwWarps * 32 < n) xf[i0 + k * kBwWarps * 32] = v[k];
             }
-            float amax = 0.0f;
-#pragma unroll
-            for (int i = 0; i < V; ++i) amax = fmaxf(amax, fabsf(a[i])), s2 = fmaf(a[i], a[i], s2);
-#pragma unroll
-            for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-            const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-            int X = 0;
-            uint32_t ph[(V + 3) / 4] = {}, pl[(V + 3) / 4] = {};
-#pragma unroll
-            for (int i = 0; i < V; ++i) {
-                // h = rint(u), l = rint((u − h)·254), both in [−127, 127] (|u| ≤ 127, |u − h| ≤ 1/2)
-                const float u = __fmul_rn(a[i], inv);
-                const float t = __fadd_rn(u, kMagic);
-                const float hf = __fsub_rn(t, kMagic);
-                const int h = __float_as_int(t) - kMagicBits;
-                const int l = __float_as_int(__fmaf_rn(__fsub_rn(u, hf), 254.0f, kMagic)) - kMagicBits;
-                X += 254 * h + l;
-                ph[i / 4] |= uint32_t(h & 0xff) << (8 * (i % 4));
-                pl[i / 4] |= uint32_t(l & 0xff) << (8 * (i % 4));
-            }
-#pragma unroll
-            for (int o = 16; o > 0; o >>= 1) X += __shfl_xor_sync(0xffffffffu, X, o);
-            if constexpr (V == 1) {
-                xh[c0] = int8_t(ph[0]), xl[c0] = int8_t(pl[0]);
-            } else if constexpr (V == 2) {
-                *reinterpret_cast<uint16_t*>(xh + c0) = uint16_t(ph[0]), *reinterpret_cast<uint16_t*>(xl + c0) = uint16_t(pl[0]);
-            } else {
-#pragma unroll
-                for (int i = 0; i < V / 4; ++i)
-                    reinterpret_cast<uint32_t*>(xh + c0)[i] = ph[i], reinterpret_cast<uint32_t*>(xl + c0)[i] = pl[i];
-            }
-            if (lane == 0) gsc[j] = make_float2(amax / (127.0f * 254.0f), __int_as_float(X));
         }
+    }
+    }  // skip
+    __syncthreads();
+    // Quantizes group j (a warp): h, l into xh, xl, (s/254, X) into gsc, Σ a² into s2.
+    auto quant_group = [&](int j) {
+        const int c0 = j * G + lane * V;
+        float a[V];
+        if constexpr (V >= 4) {
+#pragma unroll
+            for (int i = 0; i < V / 4; ++i) {
+                const float4 v = reinterpret_cast<const float4*>(xf + c0)[i];
+                a[4 * i] = v.x, a[4 * i + 1] = v.y, a[4 * i + 2] = v.z, a[4 * i + 3] = v.w;
+            }
+        } else {
+#pragma unroll
+            for (int i = 0; i < V; ++i) a[i] = xf[c0 + i];
+        }
+        if (L.up) {
+#pragma unroll
+            for (int i = 0; i < V; ++i) a[i] = __fdividef(a[i], 1.0f + __expf(-a[i])) * uf[c0 + i];
+        }
+        float amax = 0.0f;
+#pragma unroll
+        for (int i = 0; i < V; ++i) amax = fmaxf(amax, fabsf(a[i])), s2 = fmaf(a[i], a[i], s2);
+        // One REDUX each for the group's max |x| (non-negative floats order as their bits) and Σ(254h + l): the
+        // shuffle trees (5 dependent SHFL + op) and IEEE divisions made this phase ~half of the kernel's
+        // instructions at 14336 columns (Nsight: stalled on MIO, 16 warps an SM). inv need not be exactly 1/s.
+        amax = __uint_as_float(__reduce_max_sync(0xffffffffu, __float_as_uint(amax)));
+        const float inv = amax > 0.0f ? __fdividef(127.0f, amax) : 0.0f;
+        int X = 0;
+        uint32_t ph[(V + 3) / 4] = {}, pl[(V + 3) / 4] = {};
+#pragma unroll
+        for (int i = 0; i < V; ++i) {
+            // h = rint(u), l = rint((u − h)·254), both in [−127, 127] (|u| ≤ 127, |u − h| ≤ 1/2)
+            const float u = __fmul_rn(a[i], inv);
+            const float t = __fadd_rn(u, kMagic);
+            const float hf = __fsub_rn(t, kMagic);
+            const int h = __float_as_int(t) - kMagicBits;
+            const int l = __float_as_int(__fmaf_rn(__fsub_rn(u, hf), 254.0f, kMagic)) - kMagicBits;
+            X += 254 * h + l;
+            ph[i / 4] |= uint32_t(h & 0xff) << (8 * (i % 4));
+            pl[i / 4] |= uint32_t(l & 0xff) << (8 * (i % 4));
+        }
+        X = __reduce_add_sync(0xffffffffu, X);
+        if constexpr (V == 1) {
+            xh[c0] = int8_t(ph[0]), xl[c0] = int8_t(pl[0]);
+        } else if constexpr (V == 2) {
+            *reinterpret_cast<uint16_t*>(xh + c0) = uint16_t(ph[0]), *reinterpret_cast<uint16_t*>(xl + c0) = uint16_t(pl[0]);
+        } else {
+#pragma unroll
+            for (int i = 0; i < V / 4; ++i)
+                reinterpret_cast<uint32_t*>(xh + c0)[i] = ph[i], reinterpret_cast<uint32_t*>(xl + c0)[i] = pl[i];
+        }
+        if (lane == 0) gsc[j] = make_float2(amax * (1.0f / (127.0f * 254.0f)), __int_as_float(X));
+    };
+    // All groups first, a warp per group, then one barrier. (Tried: with one 32-row block a CTA its warps own disjoint
+    // iterations, so each could quantize its own groups just before using them, no barrier: the stack got 3% slower,
+    // int2 777.5 against 799.6 tokens/s, down 12.8 against 11.8 µs; the loop then holds both weight buffers and the
+    // quantizer's registers at once and spills.)
+    if (L.skip != 1) {
+        for (int j = warp; j < L.cols_pad / G; j += kBwWarps) quant_group(j);
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) s2 += __shfl_xor_sync(0xffffffffu, s2, o);
         if (lane == 0) s2w[warp] = s2;
+        __syncthreads();
     }
-    __syncthreads();
 
     // ---- the weights ----
     float yacc = 0.0f;
@@ -262,14 +311,16 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
             }
         }
     };
-    if (rows_ok) {
-        // Two buffers, the loop unrolled by two so that neither is copied: the next iteration's loads are in flight
-        // while this one computes.
+    if (rows_ok && L.skip != 2) {
+        // Two buffers, the loop unrolled by two so that neither is copied: a buffer is refilled (two iterations
+        // ahead) as soon as it has been used, so one iteration's loads are in flight while the other computes.
         for (int it = wk; it < L.iters; it += 2 * WK) {
-            if (it + WK < L.iters) load(b1, it + WK);
             compute(b0, it);
             if (it + 2 * WK < L.iters) load(b0, it + 2 * WK);
-            if (it + WK < L.iters) compute(b1, it + WK);
+            if (it + WK < L.iters) {
+                compute(b1, it + WK);
+                if (it + 3 * WK < L.iters) load(b1, it + 3 * WK);
+            }
         }
     }
 
@@ -292,9 +343,9 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
 
 template <int F, int G, int WR>
 void launch_bw(const BwLaunch& L, int blocks, cudaStream_t s) {
-    const size_t smem = size_t(2 * L.cols_pad) + size_t(L.cols_pad / G) * sizeof(float2);
-    static const bool raised = [] {  // above 48 KB a kernel must opt in (once per instantiation): > 23K columns
-        PLANEQ_CUDA_CHECK(cudaFuncSetAttribute(bw_gemv_kernel<F, G, WR>, cudaFuncAttributeMaxDynamicSharedMemorySize, 160 * 1024));
+    const size_t smem = size_t(L.cols_pad) * (L.up ? 10 : 6) + size_t(L.cols_pad / G) * sizeof(float2);
+    static const bool raised = [] {  // above 48 KB a kernel must opt in (once per instantiation): > 8K columns
+        PLANEQ_CUDA_CHECK(cudaFuncSetAttribute(bw_gemv_kernel<F, G, WR>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
         return true;
     }();
     (void)raised;
@@ -324,7 +375,8 @@ void launch_bw_g(const BwLaunch& L, int group, int wr, cudaStream_t s) {
 }  // namespace
 
 bool bw_decode_path(const GpuWeight& w, int batch) {
-    return batch == 1 && !w.dense && w.bw_codes != nullptr && decode_options().bw;
+    // ≤ 16384 columns: x and up are staged in shared memory as f32 (10 bytes a column with h and l)
+    return batch == 1 && !w.dense && w.bw_codes != nullptr && w.supers * kSuperCols <= 16384 && decode_options().bw;
 }
 
 // Called by gemv_planes (gemv_planes.cu) for a buffer prepare_act marked bw.
@@ -335,6 +387,12 @@ void gemv_bw(const GpuWeight* const* w, float* const* y, int n, const ActBuffer*
     L.x = act->bw_x, L.up = act->bw_up, L.rms = act->rms_norm ? 1 : 0;
     auto aligned = [](const float* p) { return p == nullptr || (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
     L.vec = aligned(L.x) && aligned(L.up) && L.cols % 4 == 0;
+    L.l2pf = decode_options().bw_l2 ? 1 : 0;
+    static const int skip = [] {
+        const char* v = std::getenv("PLANEQ_BW_SKIP");
+        return v ? std::atoi(v) : 0;
+    }();
+    L.skip = skip;
     int64_t rbs = 0;
     for (int i = 0; i < n; ++i) {
         const GpuWeight& wi = *w[i];
