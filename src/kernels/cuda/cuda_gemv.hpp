@@ -80,7 +80,8 @@ struct DecodeOptions {
                               // cp.async ring in shared memory: measured slower); -1: the default (0)
     bool fuse_prep = false;   // gemv_multi_prep: the next GEMV's prep inside this GEMV's launch (measured slower)
     bool bw = true;           // batch 1, int b=2 / bitplane k=2: the bandwidth-first CUDA-core GEMV (gemv_bw.cu), which
-                              // quantizes its input itself (prepare_act launches nothing); off: the int8 path above
+                              // quantizes its input itself (prepare_act launches nothing); off: the int8 path above.
+                              // On: the stack measured +17% (int2) / +9% (bitplane k=2) (docs/cuda.md, fourth round)
     int bw_rows = 0;          // that kernel: 32-row blocks per CTA, 1, 2 or 4; 0: automatic
     bool bw_l2 = false;       // that kernel: each warp requests its later weight chunks from L2 at the start (measured
                               // 1.5% slower in the stack)
