@@ -298,7 +298,10 @@ nlohmann::json bench_stack(const ModelConfig& c, const std::string& format, cons
     nlohmann::json j{{"format", format}, {"weights", cuda::describe(*st.layers[0].q)}, {"stored_bytes_per_step", st.stored_bytes}};
     if (!st.dense) j["params"] = p.to_json();
     const cuda::DecodeOptions opt = cuda::decode_options();
-    j["decode_path"] = st.dense ? "bf16" : cuda::int8_decode_path(*st.layers[0].q, o.batch) ? "int8" : "fp16";
+    j["decode_path"] = st.dense                                          ? "bf16"
+                       : cuda::bw_decode_path(*st.layers[0].q, o.batch)   ? "bw"
+                       : cuda::int8_decode_path(*st.layers[0].q, o.batch) ? "int8"
+                                                                          : "fp16";
     j["pdl"] = opt.pdl, j["l2_prefetch"] = opt.l2_prefetch, j["i8_stages"] = opt.i8_stages, j["fuse_prep"] = opt.fuse_prep;
     if (o.text)
         std::printf("decode path %s, PDL %s, L2 tile prefetch %s, int8 weight stages %d (-1: default), prep fused into the GEMV %s\n",
@@ -315,10 +318,10 @@ nlohmann::json bench_stack(const ModelConfig& c, const std::string& format, cons
     // GEMVs at 4 and 8 warps per tile.
     if (const char* v = std::getenv("PLANEQ_BENCH_VARIANTS"); v && std::string(v) == "1") {
         const cuda::DecodeOptions keep = cuda::decode_options();
-        std::vector<cuda::DecodeOptions> variants = {{false, false, false, 0}, {true, false, false, 0}};
+        std::vector<cuda::DecodeOptions> variants = {{false, false, false, 0, -1, false, false}, {true, false, false, 0, -1, false, false}};
         for (int fuse : {0, 1})  // the int8 path: prep fusion × weight pipeline depth (warps automatic)
-            for (int stages : {0, 4}) variants.push_back({true, true, false, 0, stages, fuse != 0});
-        for (int warps : {4, 8}) variants.push_back({true, true, false, warps, keep.i8_stages, keep.fuse_prep});
+            for (int stages : {0, 4}) variants.push_back({true, true, false, 0, stages, fuse != 0, false});
+        for (int warps : {4, 8}) variants.push_back({true, true, false, warps, keep.i8_stages, keep.fuse_prep, false});
         for (const cuda::DecodeOptions& d : variants) {
             if (st.dense && d.int8) continue;
             cuda::set_decode_options(d);
@@ -334,7 +337,7 @@ nlohmann::json bench_stack(const ModelConfig& c, const std::string& format, cons
         if (!st.dense && cuda::int8_decode_path(*st.layers[0].q, o.batch))
             for (int stages : {0, 4})
             for (int warps : {4, 8}) {
-                cuda::set_decode_options(cuda::DecodeOptions{true, true, keep.l2_prefetch, warps, stages, keep.fuse_prep});
+                cuda::set_decode_options(cuda::DecodeOptions{true, true, keep.l2_prefetch, warps, stages, keep.fuse_prep, false});
                 if (o.text) std::printf("single GEMV, int8 path, %d warps per tile, %d stages:\n", warps, stages);
                 const Layer& L0 = st.layers[0];
                 for (auto [name, w] : std::vector<std::pair<const char*, const GpuWeightPtr*>>{{"q/o", &L0.q}, {"k/v", &L0.k}, {"gate/up", &L0.gate}, {"down", &L0.down}}) {
@@ -344,6 +347,38 @@ nlohmann::json bench_stack(const ModelConfig& c, const std::string& format, cons
                     j["variant_shapes"].push_back(r);
                 }
             }
+        cuda::set_decode_options(keep);
+    }
+    // PLANEQ_BENCH_BW=1: the batch-1 bandwidth-first path (DecodeOptions::bw) against the int8 path in the same run:
+    // the stack and the single GEMVs with bw off (int8 defaults) and on (32-row blocks per CTA automatic, 1, 2, 4).
+    // Single GEMVs: the bw kernel quantizes its input inside (prepare_act launches nothing); the int8 timing
+    // excludes its prep kernel.
+    if (const char* v = std::getenv("PLANEQ_BENCH_BW"); v && std::string(v) == "1" && !st.dense && o.batch == 1) {
+        const cuda::DecodeOptions keep = cuda::decode_options();
+        for (int rows : {-1, 0, 1, 2, 4, 5}) {  // 5: automatic, with the L2 prefetch (DecodeOptions::bw_l2)
+            cuda::DecodeOptions d = keep;
+            d.bw = rows >= 0, d.bw_rows = rows == 5 ? 0 : std::max(rows, 0), d.bw_l2 = rows == 5;
+            cuda::set_decode_options(d);
+            if (rows >= 0 && !cuda::bw_decode_path(*st.layers[0].q, 1)) break;
+            nlohmann::json r = time_stack(st, b, o.batch, false, o.generate, o.reps, copy_gbs, s);
+            r["bw"] = d.bw, r["bw_rows"] = d.bw_rows;
+            const std::string label = rows < 0 ? "  bw 0 (int8 path)" : rows == 5 ? "  bw 1 rows 0, L2 prefetch" : "  bw 1 rows " + std::to_string(rows);
+            if (o.text) print_stack(label.c_str(), r);
+            j["bw_variants"].push_back(r);
+        }
+        for (int bw : {0, 1, 2}) {  // 2: bw with the L2 prefetch
+            cuda::DecodeOptions d = keep;
+            d.bw = bw != 0, d.bw_rows = 0, d.bw_l2 = bw == 2;
+            cuda::set_decode_options(d);
+            if (o.text) std::printf("single GEMV, batch 1, %s:\n", bw == 2 ? "bw path, L2 prefetch" : bw ? "bw path (prep inside)" : "int8 path (prep not timed)");
+            const Layer& L0 = st.layers[0];
+            for (auto [name, w] : std::vector<std::pair<const char*, const GpuWeightPtr*>>{{"q/o", &L0.q}, {"k/v", &L0.k}, {"gate/up", &L0.gate}, {"down", &L0.down}}) {
+                nlohmann::json r = time_shape(*w, st, b, o.batch, false, copy_gbs, s);
+                r["bw"] = bw;
+                if (o.text) print_shape(name, r);
+                j["bw_shapes"].push_back(r);
+            }
+        }
         cuda::set_decode_options(keep);
     }
     // Single-GEMV timings at each distinct shape.

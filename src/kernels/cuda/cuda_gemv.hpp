@@ -67,8 +67,8 @@ void prepare_act(ActBuffer& a, const float* x, const float* up, int64_t cols, in
                  bool rms_norm = false, const GpuWeight* for_weight = nullptr);
 
 // Decode-path switches, read when a kernel is launched or a buffer prepared (a captured graph keeps what was
-// set at capture). The environment variables PLANEQ_PDL, PLANEQ_GEMV_I8, PLANEQ_L2PF, PLANEQ_FUSE_PREP (0 / 1),
-// PLANEQ_I8_WARPS (4 / 8) and PLANEQ_I8_STAGES (0 / 4) override the defaults at first use. docs/cuda.md has what each is worth.
+// set at capture). The environment variables PLANEQ_PDL, PLANEQ_GEMV_I8, PLANEQ_L2PF, PLANEQ_FUSE_PREP, PLANEQ_GEMV_BW,
+// PLANEQ_BW_L2 (0 / 1), PLANEQ_I8_WARPS (4 / 8), PLANEQ_I8_STAGES (0 / 4) and PLANEQ_BW_ROWS (1 / 2 / 4) override the defaults at first use. docs/cuda.md has what each is worth.
 struct DecodeOptions {
     bool pdl = true;          // programmatic dependent launch (non-default streams): a kernel streams its weights
                               // while its predecessor finishes, so a kernel that WRITES weights must not run
@@ -79,12 +79,20 @@ struct DecodeOptions {
     int i8_stages = -1;       // int8 path: weight pipeline depth, 0 (registers, one superchunk ahead) or 4 (a
                               // cp.async ring in shared memory: measured slower); -1: the default (0)
     bool fuse_prep = false;   // gemv_multi_prep: the next GEMV's prep inside this GEMV's launch (measured slower)
+    bool bw = true;           // batch 1, int b=2 / bitplane k=2: the bandwidth-first CUDA-core GEMV (gemv_bw.cu), which
+                              // quantizes its input itself (prepare_act launches nothing); off: the int8 path above.
+                              // On: the stack measured +17% (int2) / +9% (bitplane k=2) (docs/cuda.md, fourth round)
+    int bw_rows = 0;          // that kernel: 32-row blocks per CTA, 1, 2 or 4; 0: automatic
+    bool bw_l2 = false;       // that kernel: each warp requests its later weight chunks from L2 at the start (measured
+                              // 1.5% slower in the stack)
 };
 DecodeOptions decode_options();
 void set_decode_options(const DecodeOptions& o);
 // True when `w` at `batch` takes the int8 path (with the current options): batch ≤ 4 and int b=2 (g ≥ 64),
 // b=4 (any g), tritplane (g ≥ 64), bitplane k=2…4 (g ≥ 128). int b=3 and the rest take the fp16 path.
 bool int8_decode_path(const GpuWeight& w, int batch);
+// True when `w` at `batch` takes the bandwidth-first path (DecodeOptions::bw): batch 1, int b=2 or bitplane k=2.
+bool bw_decode_path(const GpuWeight& w, int batch);
 
 // y[batch × rows] = x[batch × cols] · Wᵀ on `s`; x, y device pointers. Plane formats need `act` prepared
 // from this x (and this weight's group size); bf16 reads x directly (act may be null).

@@ -425,7 +425,7 @@ void gemv_multi_prep(const GpuWeight* const* w, float* const* y, int n, const Ac
     }
     ActBuffer& a = *next.act;
     a.cols_pad = rows, a.cols = rows, a.batch = batch, a.group = nw.group, a.rms_norm = next.rms_norm;
-    a.i8_bits = plane_bits(nw.fmt, 0);
+    a.i8_bits = plane_bits(nw.fmt, 0), a.bw = false;
     I8Next nx{};
     nx.xq8 = a.xq8, nx.xsc = a.xsc, nx.xsq = a.xsq, nx.counters = a.counters;
     nx.src = src, nx.up_src = up, nx.bits = a.i8_bits, nx.group = nw.group, nx.groups_pad = int(rows / nw.group);

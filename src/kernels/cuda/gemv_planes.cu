@@ -24,6 +24,8 @@ namespace planeq::cuda {
 void prepare_act_i8(ActBuffer& a, const float* x, const float* up, int64_t cols, int batch, int group, int bits,
                     cudaStream_t s);
 void gemv_i8(const GpuWeight* const* w, float* const* y, int n, const ActBuffer* act, int batch, cudaStream_t s);
+// The batch-1 bandwidth-first path (gemv_bw.cu): int b=2 / bitplane k=2, the prep inside the GEMV.
+void gemv_bw(const GpuWeight* const* w, float* const* y, int n, const ActBuffer* act, cudaStream_t s);
 
 namespace {
 
@@ -441,6 +443,12 @@ void prepare_act(ActBuffer& a, const float* x, const float* up, int64_t cols, in
     const int64_t cols_pad = (cols + kSuperCols - 1) / kSuperCols * kSuperCols;
     if (cols_pad > a.max_cols) fail("cuda gemv: activation buffer too small for " + std::to_string(cols) + " columns");
     a.cols_pad = cols_pad, a.cols = cols, a.batch = batch, a.group = group, a.rms_norm = rms_norm, a.i8_bits = 0;
+    a.bw = false;
+    if (for_weight && bw_decode_path(*for_weight, batch)) {  // nothing to launch: the GEMV quantizes x itself
+        if (for_weight->group != group) fail("cuda prepare_act: group differs from the weight's");
+        a.bw = true, a.bw_x = x, a.bw_up = up;
+        return;
+    }
     if (for_weight && int8_decode_path(*for_weight, batch)) {
         if (for_weight->group != group) fail("cuda prepare_act: group differs from the weight's");
         prepare_act_i8(a, x, up, cols, batch, group, plane_bits(for_weight->fmt, 0), s);
@@ -464,6 +472,11 @@ void gemv_planes(const GpuWeight* const* w, float* const* y, int n, const ActBuf
     const GpuWeight& w0 = *w[0];
     if (act->batch != batch || act->group != w0.group || act->cols_pad != w0.supers * kSuperCols)
         fail("cuda gemv: activation buffer was prepared for another batch, group or width");
+    if (act->bw) {
+        if (batch != 1) fail("cuda gemv: the activation buffer was prepared for the batch-1 bw path");
+        gemv_bw(w, y, n, act, s);
+        return;
+    }
     if (act->i8_bits) {
         gemv_i8(w, y, n, act, batch, s);
         PLANEQ_CUDA_CHECK(cudaGetLastError());

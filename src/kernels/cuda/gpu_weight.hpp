@@ -53,6 +53,13 @@ struct GpuWeight {
     size_t plane_bytes[4] = {0, 0, 0, 0};
     void* coefs = nullptr;  // [tiles][supers][8][coef_block_bytes]
     size_t coef_bytes = 0;
+    // The batch-1 bandwidth-first layout (gemv_bw.cu; int b=2 and bitplane k=2 only, else null), a second copy:
+    // bw_codes [row blocks of 32][cols_pad / 64][32 lanes][16 B] of 2-bit codes (bitplane: v = b1 + 2·b2), the
+    // code of column 16w + 4c + j of a 16-column word w at bit 8j + 2c; bw_coefs [row blocks][cols_pad / 256]
+    // [records][32 lanes][256/group records of 4 B (int: f16 s | u16 z) or 2 B (bitplane: c0, c1, c2 planes)].
+    void* bw_codes = nullptr;
+    void* bw_coefs = nullptr;
+    size_t bw_code_bytes = 0, bw_coef_bytes = 0;
     // dense
     void* bf16 = nullptr;
     std::string desc;
@@ -75,6 +82,11 @@ struct ActBuffer {
     int64_t cols_pad = 0, cols = 0;
     int batch = 0, group = 0;
     bool rms_norm = false;
+    // The batch-1 bandwidth-first path (gemv_bw.cu) prepares nothing ahead: the GEMV quantizes x (silu(x)·up)
+    // itself, so prepare_act only records the source, which must stay unchanged until the GEMV has run.
+    bool bw = false;
+    const float* bw_x = nullptr;
+    const float* bw_up = nullptr;
     ~ActBuffer();
 };
 

@@ -25,10 +25,49 @@ void* to_device(const std::vector<T>& v, size_t& bytes) {
     return d;
 }
 
+// The batch-1 bandwidth-first layout (gpu_weight.hpp: bw_codes, bw_coefs; gemv_bw.cu reads it). `v`: the 2-bit
+// codes R×C in natural order; `rec(r, j, p)`: coefficient record p (of nrec, each rb bytes) of (row r, group j).
+template <class Rec>
+void upload_bw(GpuWeight& w, const std::vector<uint8_t>& v, int nrec, int rb, Rec&& rec) {
+    const int64_t R = w.rows, C = w.cols, rbs = (R + 31) / 32, kcs = w.supers * 4, G = C / w.group;
+    const int gpi = kSuperCols / w.group, lb = gpi * rb;  // records a lane loads per 256 columns, bytes
+    std::vector<uint32_t> codes(size_t(rbs * kcs * 32 * 4), 0u);
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < rbs; ++b)
+        for (int64_t kc = 0; kc < kcs; ++kc)
+            for (int lane = 0; lane < 32; ++lane) {
+                const int64_t r = b * 32 + lane;
+                if (r >= R) continue;
+                for (int wi = 0; wi < 4; ++wi) {
+                    uint32_t word = 0;
+                    for (int c = 0; c < 4; ++c)
+                        for (int j = 0; j < 4; ++j) {
+                            const int64_t col = kc * 64 + wi * 16 + 4 * c + j;
+                            if (col < C) word |= uint32_t(v[size_t(r * C + col)] & 3u) << (8 * j + 2 * c);
+                        }
+                    codes[size_t(((b * kcs + kc) * 32 + lane) * 4 + wi)] = word;
+                }
+            }
+    std::vector<uint8_t> cf(size_t(rbs * w.supers * nrec * 32 * lb), 0);
+    for (int64_t b = 0; b < rbs; ++b)
+        for (int64_t it = 0; it < w.supers; ++it)
+            for (int p = 0; p < nrec; ++p)
+                for (int lane = 0; lane < 32; ++lane)
+                    for (int gs = 0; gs < gpi; ++gs) {
+                        const int64_t r = b * 32 + lane, j = it * gpi + gs;
+                        if (r < R && j < G)
+                            rec(r, j, p, cf.data() + (((b * w.supers + it) * nrec + p) * 32 + lane) * lb + gs * rb);
+                    }
+    w.bw_codes = to_device(codes, w.bw_code_bytes);
+    w.bw_coefs = to_device(cf, w.bw_coef_bytes);
+}
+
 }  // namespace
 
 GpuWeight::~GpuWeight() {
     for (void* p : planes) cudaFree(p);
+    cudaFree(bw_codes);
+    cudaFree(bw_coefs);
     cudaFree(coefs);
     cudaFree(bf16);
 }
@@ -106,6 +145,11 @@ GpuWeightPtr upload(const PackedWeight& pw) {
             planes.push_back(std::move(hi));
         } else {
             planes.push_back(std::move(codes));
+            if (p.bits == 2)
+                upload_bw(*w, planes[0], 1, 4, [&](int64_t r, int64_t j, int, uint8_t* d) {
+                    const uint32_t v = uint32_t(scales[r * G + j]) | (uint32_t(zeros[size_t(r * G + j)]) << 16);
+                    std::memcpy(d, &v, 4);
+                });
         }
         for (int64_t r = 0; r < R; ++r)
             for (int64_t j = 0; j < G; ++j) {
@@ -123,6 +167,10 @@ GpuWeightPtr upload(const PackedWeight& pw) {
             for (size_t i = 0; i < codes.size(); ++i) pl[i] = (codes[i] >> m) & 1;
             planes.push_back(std::move(pl));
         }
+        if (k == 2)  // v = b1 + 2·b2 is the stored code; records c0, c1, c2 as three bf16 planes
+            upload_bw(*w, codes, 3, 2, [&](int64_t r, int64_t j, int p, uint8_t* d) {
+                std::memcpy(d, cf.data() + (r * G + j) * 3 + p, 2);
+            });
         for (int64_t r = 0; r < R; ++r)
             for (int64_t j = 0; j < G; ++j) std::memcpy(coef_at(r, j), cf.data() + (r * G + j) * (k + 1), size_t(2 * (k + 1)));
         w->desc = "bitplane k" + std::to_string(k) + " g" + std::to_string(g);
@@ -166,6 +214,8 @@ GpuWeightPtr clone(const GpuWeight& src) {
     };
     for (int i = 0; i < 4; ++i) w->planes[i] = copy(src.planes[i], w->plane_bytes[i] = src.plane_bytes[i]);
     w->coefs = copy(src.coefs, w->coef_bytes = src.coef_bytes);
+    w->bw_codes = copy(src.bw_codes, w->bw_code_bytes = src.bw_code_bytes);
+    w->bw_coefs = copy(src.bw_coefs, w->bw_coef_bytes = src.bw_coef_bytes);
     if (src.dense) w->bf16 = copy(src.bf16, size_t(src.rows * src.cols) * 2);
     return w;
 }
