@@ -151,13 +151,14 @@ void run_bench(BenchArgs& a) {
                      {"repetitions", a.reps}};
     if (gpu) j["gpu_weight_bytes"] = device_weight_bytes(*runner);
     Bandwidth bw;
+    Stats sc, sr;  // copy and read bandwidth over the measurements
     if (!a.no_bandwidth) {
         std::vector<double> copy, read;
         for (const Bandwidth& b : bws) {
             copy.push_back(b.copy_gbs);
             read.push_back(b.read_gbs);
         }
-        const Stats sc = stats_of(copy), sr = stats_of(read);
+        sc = stats_of(copy), sr = stats_of(read);
         bw = Bandwidth{sc.median, sr.median};
         j["bandwidth"] = {{"copy_gbs", sc.median}, {"read_gbs", sr.median}, {"copy_min", sc.min}, {"copy_max", sc.max},
                           {"read_min", sr.min}, {"read_max", sr.max}, {"measurements", bws.size()}};
@@ -176,7 +177,7 @@ void run_bench(BenchArgs& a) {
                     human_bytes(f32_tok).c_str(), human_bytes(double(runner->cache_bytes())).c_str());
     if (text && !a.no_bandwidth)
         std::printf("memory bandwidth (STREAM copy / read, 1 GiB, median of %zu measurements between the runs): %.1f / %.1f GB/s (read %.1f … %.1f)\n",
-                    bws.size(), bw.copy_gbs, bw.read_gbs, j["bandwidth"]["read_min"].get<double>(), j["bandwidth"]["read_max"].get<double>());
+                    bws.size(), bw.copy_gbs, bw.read_gbs, sr.min, sr.max);
     if (!prefill.empty()) {
         const Stats s = stats_of(prefill);
         const double gflops = forward_flops(m, a.prompt, 0, 1) * s.median / double(a.prompt) / 1e9;
