@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One device call (the lent H200) for the batch-1 bandwidth-first GEMV (gemv_bw.cu, DecodeOptions::bw; issue 8's
 # 2-bit decode bar): the GPU tests, then the Llama-3-8B-shape decode stack (linears + bf16 head, batch 1) for int2
-# and bitplane k=2 g128 with the bw A/B in the same run (PLANEQ_BENCH_BW=1: bw off = the int8 path, bw on with 1, 2,
-# 4 row blocks per CTA or automatic; single GEMVs both ways), int4 and tritplane g128 (unchanged paths), and the
+# and bitplane k=2 g128 with the bw A/B in the same run (PLANEQ_BENCH_BW=1: bw off = the int8 path, bw on automatic,
+# with the gate/up pairing off, row blocks per CTA or column split forced; the MLP alone a layer, pairing × down's
+# split; single GEMVs at every (rows, split)), int4 and tritplane g128 (unchanged paths), and the
 # whole-forward decode with bw off and on. Binaries and libraries as in scripts/cuda-device-run.sh (C= the carried
 # folder holding bins.tar.xz, libs.tar.xz and cuda-device-env.sh).
 # Usage: [C=<folder>] [SRC=<dir the tests were built in>] [TESTS=<gtest filter>] [FORWARD=0|1] scripts/cuda-device-bw.sh
@@ -42,4 +43,4 @@ run() { echo "### $*"; timeout 150 $B "$@" 2>&1 | grep -v "^generating"; }
       PLANEQ_GEMV_BW=$bw timeout 120 $C/planeq bench --shape llama3-8b --device cuda --forward --format int --bits 2 --group 128 -p 512 -n 128 -r 3 2>&1 | grep -v "^generating"
     done
   fi
-} 2>&1 | tee $OUT/bench.log | grep -E "^###|tokens/s|D2D|decode path|single GEMV|^  [a-z/]+ +[0-9]|pp|tg|error|Error"
+} 2>&1 | tee $OUT/bench.log | grep -E "^###|tokens/s|D2D|decode path|single GEMV|MLP|^  [a-z/_]+ +[0-9]|pp|tg|error|Error"

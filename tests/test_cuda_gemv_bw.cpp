@@ -1,11 +1,13 @@
 // The batch-1 bandwidth-first GEMV (gemv_bw.cu, DecodeOptions::bw) against the CPU reference (the format's
 // dequantize_rows + an f64 matmul), bar ‖y − ref‖/‖ref‖ ≤ 1e-3 like every GPU kernel: int b=2 (sym and asym) and
 // bitplane k=2 at g 32 … 256, odd shapes (rows not a multiple of 32, columns not a multiple of 256, a K split
-// that leaves warps without work), every CTA shape (1, 2, 4 row blocks), the in-kernel silu·up and RMS scale,
+// that leaves warps without work), every CTA shape (1, 2, 4 row blocks) and column split (1, 2, 8 blocks a cluster,
+// uneven slices), the in-kernel silu·up and RMS scale (Σ x² summed across a split),
 // unaligned inputs (the scalar load path), a three-weight launch, and the path selection. Outputs are NaN-poisoned
 // first. Skips without a GPU.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -14,6 +16,7 @@
 #include <cuda_runtime.h>
 
 #include "kernels/cuda/cuda_gemv.hpp"
+#include "kernels/cuda/gpu_weight.hpp"
 #include "model/synthetic.hpp"
 #include "cuda_test_util.hpp"
 
@@ -53,9 +56,9 @@ double bw_error(const PackedWeight& w, uint64_t seed, bool silu, bool rms, int o
 
 struct BwOptions {  // sets DecodeOptions for a scope
     cuda::DecodeOptions keep = cuda::decode_options();
-    BwOptions(bool bw, int rows) {
+    BwOptions(bool bw, int rows, int split = 0) {
         cuda::DecodeOptions d = keep;
-        d.bw = bw, d.bw_rows = rows;
+        d.bw = bw, d.bw_rows = rows, d.bw_split = split;
         cuda::set_decode_options(d);
     }
     ~BwOptions() { cuda::set_decode_options(keep); }
@@ -72,16 +75,82 @@ TEST(CudaGemvBw, MatchesReference) {
         // 200 rows × 5g: columns not a multiple of 256; 16 × 1280.
         for (auto [R, C] : {std::pair<int64_t, int64_t>{37, 768}, {200, int64_t(c.group) * 5}, {16, 1280}, {300, 4352}}) {
             const PackedWeight w = make_weight(c, R, C, ++seed);
-            for (int rows : {0, 1, 2, 4}) {
-                BwOptions o(true, rows);
-                const std::string what = std::string(c.format) + " b2 g" + std::to_string(c.group) + (c.sym ? " sym " : " ") +
-                                         std::to_string(R) + "x" + std::to_string(C) + " rows/CTA " + std::to_string(rows);
-                EXPECT_LE(bw_error(w, ++seed, false, false), 1e-3) << what;
-                EXPECT_LE(bw_error(w, ++seed, true, true), 1e-3) << what << " silu·up + rms";
-                if (rows == 0) {
-                    EXPECT_LE(bw_error(w, ++seed, false, true), 1e-3) << what << " rms";
-                    EXPECT_LE(bw_error(w, ++seed, true, false, 1), 1e-3) << what << " silu·up, misaligned";
+            for (int rows : {0, 1, 2, 4})
+                for (int split : {0, 1, 2, 8}) {  // 8: more blocks than iterations for the narrow shapes (capped)
+                    BwOptions o(true, rows, split);
+                    const std::string what = std::string(c.format) + " b2 g" + std::to_string(c.group) + (c.sym ? " sym " : " ") +
+                                             std::to_string(R) + "x" + std::to_string(C) + " rows/CTA " + std::to_string(rows) +
+                                             " split " + std::to_string(split);
+                    EXPECT_LE(bw_error(w, ++seed, false, false), 1e-3) << what;
+                    EXPECT_LE(bw_error(w, ++seed, true, true), 1e-3) << what << " silu·up + rms";
+                    if (rows == 0 || split == 2) {
+                        EXPECT_LE(bw_error(w, ++seed, false, true), 1e-3) << what << " rms";
+                        EXPECT_LE(bw_error(w, ++seed, true, false, 1), 1e-3) << what << " silu·up, misaligned";
+                    }
                 }
+        }
+}
+
+// gate/up → down as a decode step chains them (gemv_multi_prep with silu): on the paired path the gate/up launch
+// quantizes silu(gate)·up for down in its epilogue (ActBuffer::bw_preq). Gate, up and down each against the CPU
+// reference (down's from the reference gate and up), with and without the RMS scales, for every group pairing that
+// changes the activation group (down g32: groups of 32; g ≥ 64: 64), and the fallback when the intermediate size is
+// not a multiple of 256 (no pairing, the same results).
+TEST(CudaGemvBw, PairedGateUpQuantizesDownsInput) {
+    REQUIRE_GPU();
+    struct P { const char* f; int gu_group, down_group; bool sym; int64_t inter; bool paired; };
+    const P cases[] = {{"int", 128, 128, false, 768, true}, {"int", 64, 32, true, 512, true}, {"int", 256, 64, false, 1024, true},
+                       {"bitplane", 128, 128, false, 768, true}, {"bitplane", 32, 256, false, 512, true},
+                       {"int", 128, 128, false, 640, false}};
+    const int64_t H = 768;  // gate/up's columns: every group size divides it (and down's rows: not a power of two)
+    uint64_t seed = 900;
+    for (const P& c : cases)
+        for (bool rms : {false, true}) {
+            const PackedWeight wg = make_weight(Case{c.f, 2, c.gu_group, c.sym}, c.inter, H, ++seed);
+            const PackedWeight wu = make_weight(Case{c.f, 2, c.gu_group, c.sym}, c.inter, H, ++seed);
+            const PackedWeight wd = make_weight(Case{c.f, 2, c.down_group, c.sym}, H, c.inter, ++seed);
+            std::mt19937_64 rng(++seed);
+            const std::vector<float> x = random_vec(size_t(H), rng);
+            // reference: g, u = W x (/ rms(x)), a = silu(g)·u, y = W_down a (/ rms(a))
+            auto scale = [&](std::vector<double>& v, const std::vector<float>& in) {
+                if (!rms) return;
+                double s2 = 0;
+                for (float t : in) s2 += double(t) * t;
+                for (double& r : v) r /= std::sqrt(s2 / double(in.size()) + 1e-5);
+            };
+            std::vector<double> g = reference(wg, x, 1), u = reference(wu, x, 1);
+            scale(g, x), scale(u, x);
+            std::vector<float> a(size_t(c.inter));
+            for (size_t i = 0; i < a.size(); ++i) a[i] = float(g[i] / (1.0 + std::exp(-g[i])) * u[i]);
+            std::vector<double> yd = reference(wd, a, 1);
+            scale(yd, a);
+
+            cuda::GpuWeightPtr dg = cuda::upload(wg), du = cuda::upload(wu), dd = cuda::upload(wd);
+            DevBuf dx{size_t(H)}, dyg{size_t(c.inter)}, dyu{size_t(c.inter)}, dyd{size_t(H)};
+            CK(cudaMemcpy(dx.p, x.data(), x.size() * 4, cudaMemcpyHostToDevice));
+            for (auto [p, n] : {std::pair<float*, int64_t>{dyg.p, c.inter}, {dyu.p, c.inter}, {dyd.p, H}}) CK(cudaMemset(p, 0xff, size_t(n) * 4));
+            cuda::ActBufferPtr A = cuda::make_act_buffer(std::max(H, c.inter)), A2 = cuda::make_act_buffer(std::max(H, c.inter));
+            cuda::prepare_act(*A, dx.p, nullptr, H, 1, c.gu_group, nullptr, rms, dg.get());
+            const cuda::GpuWeight* gu[2] = {dg.get(), du.get()};
+            float* ys[2] = {dyg.p, dyu.p};
+            cuda::gemv_multi_prep(gu, ys, 2, A.get(), dx.p, 1, nullptr, {A2.get(), dd.get(), 0, 1, rms});
+            const std::string what = std::string(c.f) + " gate/up g" + std::to_string(c.gu_group) + " down g" +
+                                     std::to_string(c.down_group) + " I " + std::to_string(c.inter) + (rms ? " rms" : "");
+            EXPECT_EQ(A2->bw_preq, c.paired) << what;
+            auto get = [](const float* p, int64_t n) {
+                std::vector<float> v(size_t(n), 0.0f);
+                EXPECT_EQ(cudaMemcpy(v.data(), p, size_t(n) * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+                return v;
+            };
+            CK(cudaDeviceSynchronize());
+            EXPECT_LE(rel_error(get(dyg.p, c.inter), g), 1e-3) << what << " gate";
+            EXPECT_LE(rel_error(get(dyu.p, c.inter), u), 1e-3) << what << " up";
+            for (int split : {0, 1, 2}) {  // down over the pre-quantized input, whole or split over a cluster of 2
+                BwOptions o(true, 0, split);
+                CK(cudaMemset(dyd.p, 0xff, size_t(H) * 4));
+                cuda::gemv(*dd, A2.get(), nullptr, 1, dyd.p, nullptr);
+                CK(cudaDeviceSynchronize());
+                EXPECT_LE(rel_error(get(dyd.p, H), yd), 1e-3) << what << " down, split " << split;
             }
         }
 }
@@ -92,8 +161,8 @@ TEST(CudaGemvBw, MultiWeightLaunchAndSelection) {
     for (const char* f : {"int", "bitplane"}) {
         std::vector<PackedWeight> ws;
         for (int64_t R : {96, 40, 130}) ws.push_back(make_weight(Case{f, 2, 128, false}, R, C, 80 + uint64_t(R)));
-        for (int rows : {1, 4}) {
-            BwOptions o(true, rows);
+        for (auto [rows, split] : {std::pair{1, 1}, {4, 1}, {1, 4}, {2, 2}}) {  // split 4 of 6 iterations: slices 1, 2, 1, 2
+            BwOptions o(true, rows, split);
             std::mt19937_64 rng(5);
             const std::vector<float> x = random_vec(size_t(C), rng);
             DevBuf dx(x.size());
@@ -106,7 +175,7 @@ TEST(CudaGemvBw, MultiWeightLaunchAndSelection) {
             for (size_t i = 0; i < ws.size(); ++i) {
                 std::vector<float> y(size_t(ws[i].rows));
                 CK(cudaMemcpy(y.data(), up.yp[i], y.size() * 4, cudaMemcpyDeviceToHost));
-                EXPECT_LE(rel_error(y, reference(ws[i], x, 1)), 1e-3) << f << " weight " << i << " rows/CTA " << rows;
+                EXPECT_LE(rel_error(y, reference(ws[i], x, 1)), 1e-3) << f << " weight " << i << " rows/CTA " << rows << " split " << split;
             }
         }
     }

@@ -248,11 +248,13 @@ nlohmann::json time_shape(const GpuWeightPtr& w0, const Stack& st, Buffers& b, i
     std::vector<float> x(size_t(C * B));  // nonzero inputs: zeros can run faster than real data
     for (size_t i = 0; i < x.size(); ++i) x[i] = float(std::cos(0.71 * double(i)));
     CK(cudaMemcpy(b.a, x.data(), x.size() * 4, cudaMemcpyHostToDevice));
-    if (!st.dense) cuda::prepare_act(*b.act, b.a, nullptr, C, B, st.group, s, false, w0.get());
+    const bool dense = st.dense || &w0 == &st.head;  // the head is bf16 in every stack
+    if (!dense) cuda::prepare_act(*b.act, b.a, nullptr, C, B, st.group, s, false, w0.get());
+    float* y = cuda::rows(*w0) > b.I ? b.logits : b.g;  // the head's rows need the logits buffer
     auto launch = [&] {
         for (auto& w : ws) {
-            if (cublas) cuda::gemv_cublas_bf16(*w, b.a, b.xb, B, b.g, s);
-            else cuda::gemv(*w, b.act.get(), b.a, B, b.g, s);
+            if (cublas) cuda::gemv_cublas_bf16(*w, b.a, b.xb, B, y, s);
+            else cuda::gemv(*w, dense ? nullptr : b.act.get(), b.a, B, y, s);
         }
     };
     launch();
@@ -277,6 +279,46 @@ nlohmann::json time_shape(const GpuWeightPtr& w0, const Stack& st, Buffers& b, i
     const double us = median(t) * 1e6, gbs = double(bytes) / (us * 1e-6) / 1e9;
     return {{"rows", cuda::rows(*w0)}, {"cols", C}, {"bytes", bytes}, {"us", us}, {"gbs", gbs}, {"fraction_of_copy_bandwidth", gbs / copy_gbs},
             {"kernel", cublas ? "cublas" : "planeq"}};
+}
+
+// µs per layer of the MLP alone as a decode step runs it (gate/up with down's input prep, then down), over all the
+// stack's layers (distinct weights), one graph; `down_split` the column split of down's launch (0: automatic).
+double time_mlp(const Stack& st, Buffers& b, int down_split, cudaStream_t s) {
+    cuda::ActBuffer *A = b.act.get(), *A2 = b.act2.get();
+    cuda::prepare_act(*A, b.o, nullptr, b.H, 1, st.group, s, true, st.layers[0].gate.get());
+    auto chain = [&] {
+        const cuda::DecodeOptions keep = cuda::decode_options();
+        for (const Layer& L : st.layers) {
+            const cuda::GpuWeight* gu[2] = {L.gate.get(), L.up.get()};
+            float* gu_y[2] = {b.g, b.u};
+            cuda::gemv_multi_prep(gu, gu_y, 2, A, b.o, 1, s, {A2, L.down.get(), 0, 1, true});
+            cuda::DecodeOptions d = keep;
+            d.bw_split = down_split;
+            cuda::set_decode_options(d);
+            cuda::gemv(*L.down, A2, b.g, 1, b.a, s);  // into a scratch buffer: A keeps describing b.o
+            cuda::set_decode_options(keep);
+        }
+    };
+    chain();
+    CK(cudaStreamSynchronize(s));
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    chain();
+    CK(cudaStreamEndCapture(s, &graph));
+    CK(cudaGraphInstantiate(&exec, graph, 0));
+    Events ev;
+    std::vector<double> t;
+    for (int r = 0; r < 8; ++r) {
+        CK(cudaEventRecord(ev.a, s));
+        for (int i = 0; i < 10; ++i) CK(cudaGraphLaunch(exec, s));
+        CK(cudaEventRecord(ev.b, s));
+        const double sec = ev.seconds();
+        if (r > 0) t.push_back(sec / 10 / double(st.layers.size()));
+    }
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    return median(t) * 1e6;
 }
 
 void print_stack(const char* label, const nlohmann::json& j) {
@@ -350,31 +392,59 @@ nlohmann::json bench_stack(const ModelConfig& c, const std::string& format, cons
         cuda::set_decode_options(keep);
     }
     // PLANEQ_BENCH_BW=1: the batch-1 bandwidth-first path (DecodeOptions::bw) against the int8 path in the same run:
-    // the stack and the single GEMVs with bw off (int8 defaults) and on (32-row blocks per CTA automatic, 1, 2, 4).
-    // Single GEMVs: the bw kernel quantizes its input inside (prepare_act launches nothing); the int8 timing
-    // excludes its prep kernel.
+    // the stack with bw off (int8 defaults) and on (automatic, or 32-row blocks per CTA / column split forced), then
+    // the single GEMVs with bw off, on (automatic) and on every (rows, split) pair. Single GEMVs: the bw kernel
+    // quantizes its input inside (prepare_act launches nothing); the int8 timing excludes its prep kernel.
     if (const char* v = std::getenv("PLANEQ_BENCH_BW"); v && std::string(v) == "1" && !st.dense && o.batch == 1) {
         const cuda::DecodeOptions keep = cuda::decode_options();
-        for (int rows : {-1, 0, 1, 2, 4, 5}) {  // 5: automatic, with the L2 prefetch (DecodeOptions::bw_l2)
+        struct V { bool bw; int rows, split; bool l2, pair; const char* label; };
+        const V stack_variants[] = {{false, 0, 0, false, true, "bw 0 (int8 path)"},
+                                    {true, 0, 0, false, true, "bw 1 auto (pair, split auto)"},
+                                    {true, 0, 0, false, false, "bw 1 pair off"},
+                                    {true, 0, 1, false, false, "bw 1 pair off, split 1"},
+                                    {true, 0, 1, false, true, "bw 1 split 1"},
+                                    {true, 0, 2, false, true, "bw 1 split 2"},
+                                    {true, 1, 0, false, true, "bw 1 rows 1"},
+                                    {true, 2, 0, false, true, "bw 1 rows 2"},
+                                    {true, 0, 0, true, true, "bw 1 auto, L2 prefetch"}};
+        for (const V& sv : stack_variants) {
             cuda::DecodeOptions d = keep;
-            d.bw = rows >= 0, d.bw_rows = rows == 5 ? 0 : std::max(rows, 0), d.bw_l2 = rows == 5;
+            d.bw = sv.bw, d.bw_rows = sv.rows, d.bw_split = sv.split, d.bw_l2 = sv.l2, d.bw_pair = sv.pair;
             cuda::set_decode_options(d);
-            if (rows >= 0 && !cuda::bw_decode_path(*st.layers[0].q, 1)) break;
+            if (sv.bw && !cuda::bw_decode_path(*st.layers[0].q, 1)) break;
             nlohmann::json r = time_stack(st, b, o.batch, false, o.generate, o.reps, copy_gbs, s);
-            r["bw"] = d.bw, r["bw_rows"] = d.bw_rows;
-            const std::string label = rows < 0 ? "  bw 0 (int8 path)" : rows == 5 ? "  bw 1 rows 0, L2 prefetch" : "  bw 1 rows " + std::to_string(rows);
-            if (o.text) print_stack(label.c_str(), r);
+            r["bw"] = d.bw, r["bw_rows"] = d.bw_rows, r["bw_split"] = d.bw_split, r["bw_l2"] = d.bw_l2, r["bw_pair"] = d.bw_pair;
+            if (o.text) print_stack((std::string("  ") + sv.label).c_str(), r);
             j["bw_variants"].push_back(r);
         }
-        for (int bw : {0, 1, 2}) {  // 2: bw with the L2 prefetch
+        // The MLP (gate/up → down) alone, µs a layer: pairing (gate/up quantizing down's input) × down's split.
+        for (int pair : {0, 1})
+            for (int split : {1, 2}) {
+                cuda::DecodeOptions d = keep;
+                d.bw = true, d.bw_pair = pair != 0;
+                cuda::set_decode_options(d);
+                const double us = time_mlp(st, b, split, s);
+                if (o.text) std::printf("  MLP a layer, pair %d, down split %d: %.2f us\n", pair, split, us);
+                j["bw_mlp"].push_back({{"pair", pair}, {"down_split", split}, {"us_per_layer", us}});
+            }
+        cuda::set_decode_options(keep);
+        const Layer& L0 = st.layers[0];
+        const std::vector<std::pair<const char*, const GpuWeightPtr*>> shapes = {{"q/o", &L0.q}, {"k/v", &L0.k}, {"gate/up", &L0.gate}, {"down", &L0.down}};
+        std::vector<std::pair<int, int>> grid = {{-1, -1}, {0, 0}};  // int8 path, bw automatic, then (rows, split)
+        for (int rows : {1, 2, 4})
+            for (int split : {1, 2, 4}) grid.push_back({rows, split});
+        for (auto [rows, split] : grid) {
             cuda::DecodeOptions d = keep;
-            d.bw = bw != 0, d.bw_rows = 0, d.bw_l2 = bw == 2;
+            d.bw = rows >= 0, d.bw_rows = std::max(rows, 0), d.bw_split = std::max(split, 0), d.bw_l2 = false;
             cuda::set_decode_options(d);
-            if (o.text) std::printf("single GEMV, batch 1, %s:\n", bw == 2 ? "bw path, L2 prefetch" : bw ? "bw path (prep inside)" : "int8 path (prep not timed)");
-            const Layer& L0 = st.layers[0];
-            for (auto [name, w] : std::vector<std::pair<const char*, const GpuWeightPtr*>>{{"q/o", &L0.q}, {"k/v", &L0.k}, {"gate/up", &L0.gate}, {"down", &L0.down}}) {
+            if (o.text) {
+                if (rows < 0) std::printf("single GEMV, batch 1, int8 path (prep not timed):\n");
+                else if (rows == 0) std::printf("single GEMV, batch 1, bw path (prep inside), automatic:\n");
+                else std::printf("single GEMV, batch 1, bw path, rows %d split %d:\n", rows, split);
+            }
+            for (auto [name, w] : shapes) {
                 nlohmann::json r = time_shape(*w, st, b, o.batch, false, copy_gbs, s);
-                r["bw"] = bw;
+                r["bw"] = rows >= 0, r["bw_rows"] = d.bw_rows, r["bw_split"] = d.bw_split;
                 if (o.text) print_shape(name, r);
                 j["bw_shapes"].push_back(r);
             }
@@ -384,6 +454,7 @@ nlohmann::json bench_stack(const ModelConfig& c, const std::string& format, cons
     // Single-GEMV timings at each distinct shape.
     const Layer& L = st.layers[0];
     std::vector<std::pair<const char*, const GpuWeightPtr*>> shapes = {{"q/o", &L.q}, {"k/v", &L.k}, {"gate/up", &L.gate}, {"down", &L.down}};
+    shapes.push_back({"lm_head", &st.head});  // bf16 in every stack: a third or more of a low-bit token's bytes
     for (bool cub : {false, true}) {
         if (cub && !cublas_too) break;
         if (o.text) std::printf("single GEMV, batch %d (%s):\n", o.batch, cub ? "cuBLAS" : "planeq");

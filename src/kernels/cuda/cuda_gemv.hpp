@@ -68,7 +68,7 @@ void prepare_act(ActBuffer& a, const float* x, const float* up, int64_t cols, in
 
 // Decode-path switches, read when a kernel is launched or a buffer prepared (a captured graph keeps what was
 // set at capture). The environment variables PLANEQ_PDL, PLANEQ_GEMV_I8, PLANEQ_L2PF, PLANEQ_FUSE_PREP, PLANEQ_GEMV_BW,
-// PLANEQ_BW_L2 (0 / 1), PLANEQ_I8_WARPS (4 / 8), PLANEQ_I8_STAGES (0 / 4) and PLANEQ_BW_ROWS (1 / 2 / 4) override the defaults at first use. docs/cuda.md has what each is worth.
+// PLANEQ_BW_PAIR, PLANEQ_BW_L2 (0 / 1), PLANEQ_I8_WARPS (4 / 8), PLANEQ_I8_STAGES (0 / 4), PLANEQ_BW_ROWS (1 / 2 / 4) and PLANEQ_BW_SPLIT (1 / 2 / 4 / 8) override the defaults at first use. docs/cuda.md has what each is worth.
 struct DecodeOptions {
     bool pdl = true;          // programmatic dependent launch (non-default streams): a kernel streams its weights
                               // while its predecessor finishes, so a kernel that WRITES weights must not run
@@ -83,6 +83,10 @@ struct DecodeOptions {
                               // quantizes its input itself (prepare_act launches nothing); off: the int8 path above.
                               // On: the stack measured +17% (int2) / +9% (bitplane k=2) (docs/cuda.md, fourth round)
     int bw_rows = 0;          // that kernel: 32-row blocks per CTA, 1, 2 or 4; 0: automatic
+    int bw_split = 0;         // that kernel: blocks (a thread-block cluster) sharing a row tile's columns, 1, 2, 4
+                              // or 8; 0: automatic (split while there are fewer tiles than SMs)
+    bool bw_pair = true;      // that kernel: gate/up in one launch of 64-row tiles of both, whose epilogue quantizes
+                              // silu(gate)·up for down (gemv_multi_prep), so down neither stages f32 nor quantizes
     bool bw_l2 = false;       // that kernel: each warp requests its later weight chunks from L2 at the start (measured
                               // 1.5% slower in the stack)
 };
@@ -113,8 +117,10 @@ struct NextAct {
 };
 // gemv_multi, then the next GEMV's prep. Where both GEMVs take the int8 path, the source's rows are a multiple of
 // 256 and `next.act` is not `act` (DecodeOptions::fuse_prep), it is ONE launch: the last block to finish each
-// group of output rows quantizes that group (no prep kernel, one launch dependency less per GEMV); otherwise it is
-// exactly gemv_multi + prepare_act. Either way `next.act` ends up as prepare_act would leave it.
+// group of output rows quantizes that group (no prep kernel, one launch dependency less per GEMV). Where gate/up and
+// down all take the batch-1 bw path (DecodeOptions::bw_pair, intermediate size a multiple of 256), it is one launch
+// of 64-row tiles of gate and up whose epilogue quantizes silu(gate)·up for down (ActBuffer::bw_preq). Otherwise it is
+// exactly gemv_multi + prepare_act. Either way `next.act` then feeds `next.weight`'s gemv.
 void gemv_multi_prep(const GpuWeight* const* w, float* const* y, int n, const ActBuffer* act, const float* x, int batch,
                      cudaStream_t s, const NextAct& next);
 

@@ -16,9 +16,17 @@
 //   the int8 path's scheme, |x − x̂| ≤ s/508), read back by broadcast: no prep kernel, no second handoff.
 //   silu(gate)·up and the RMS scale (Σ x² of the prepared input) are applied here too.
 // Work split: a block of 16 warps owns WR 32-row blocks; the 16/WR warps of one row block interleave over 256-column
-// iterations and reduce through shared memory (deterministic, no atomics).
+// iterations and reduce through shared memory (deterministic, no atomics). With a split S > 1 the S blocks of one
+// thread-block cluster share the row blocks and each takes 1/S of the columns: it stages and quantizes only its own
+// slice of x (down's 14336 columns were quantized whole by each of its 128 blocks), and the S partial sums meet in
+// distributed shared memory (fixed order: still deterministic).
+// The MLP pairs up (gemv_bw_pair): gate/up runs as 64-row tiles holding the same rows of both, so a block has
+// silu(gate)·up of 64 consecutive columns of down's input and quantizes them in its epilogue; down then copies int8
+// h, l and the records (2 bytes a column, not 8 of f32 x and up) and skips the quantization.
+#include <cooperative_groups.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
@@ -38,17 +46,37 @@ struct BwProblem {
     const uint4* codes;
     const uint8_t* coefs;
     float* y;
-    int rows, rbs, block_begin;  // rbs: 32-row blocks
+    int rows, rbs, block_begin;  // rbs: 32-row blocks; block_begin: in tiles (S blocks = one cluster a tile)
+};
+
+// An activation quantized in groups of GA columns for this kernel (ActBuffer::bwq): h, l int8 [cols], per group
+// (s/254, X = Σ(254h + l) as int bits), and Σ x² per 64 columns (for an RMS scale).
+struct BwQuantized {
+    const int8_t* h = nullptr;
+    const int8_t* l = nullptr;
+    const float2* rec = nullptr;
+    const float* s2 = nullptr;
+};
+struct BwPair {
+    int8_t* h = nullptr;
+    int8_t* l = nullptr;
+    float2* rec = nullptr;
+    float* s2 = nullptr;
+    int ga = 64;    // the consumer's activation group (32 or 64)
+    int store = 1;  // also store gate and up themselves
 };
 
 struct BwLaunch {
     BwProblem prob[3];
     int nprob, cols, cols_pad, iters;  // iters: 256-column iterations (cols_pad / 256)
+    int split, slice_pad;              // split S: blocks (a cluster) per tile; slice_pad: shared-memory columns a block
     const float* x;
     const float* up;  // silu(x) · up when set
     int rms, vec;     // rms: y = W x / rms(x); vec: x (and up) 16-byte aligned with cols % 4 == 0
     int l2pf;         // DecodeOptions::bw_l2: request the warp's later iterations from L2 at the start
     int skip;         // measurement only (PLANEQ_BW_SKIP, wrong results): 1 skips the quantization, 2 the weights
+    BwQuantized xq;   // h set: the input arrives quantized (x, up unused)
+    BwPair pair;      // h set: gate/up paired, the epilogue writes silu(gate)·up quantized here
 };
 
 // d = Σ a.u8[i] · b.s8[i] + c (the masked codes are unsigned up to 192).
@@ -99,31 +127,81 @@ __device__ __forceinline__ int fold4(const int* h, const int* l) {
     return t[0] + (t[1] >> 2) + (t[2] >> 4) + (t[3] >> 6);
 }
 
+// Quantizes V values a lane holds, a group being `LANES` consecutive lanes (32, or 16 = half a warp), as
+// x ≈ s·(h + l/254) with s = max|x|/127: h, l packed 4 a word, X = Σ(254h + l) over the group, amax.
+template <int V, int LANES>
+__device__ __forceinline__ void quant_lanes(const float (&a)[V], uint32_t (&ph)[(V + 3) / 4], uint32_t (&pl)[(V + 3) / 4], int& X,
+                                            float& amax) {
+    amax = 0.0f;
+#pragma unroll
+    for (int i = 0; i < V; ++i) amax = fmaxf(amax, fabsf(a[i]));
+    // REDUX for a whole warp (non-negative floats order as their bits); a shuffle tree inside half warps.
+    if constexpr (LANES == 32) amax = __uint_as_float(__reduce_max_sync(0xffffffffu, __float_as_uint(amax)));
+    else
+#pragma unroll
+        for (int o = LANES / 2; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    const float inv = amax > 0.0f ? __fdividef(127.0f, amax) : 0.0f;  // inv need not be exactly 1/s
+    X = 0;
+#pragma unroll
+    for (int i = 0; i < (V + 3) / 4; ++i) ph[i] = pl[i] = 0;
+#pragma unroll
+    for (int i = 0; i < V; ++i) {
+        // h = rint(u), l = rint((u − h)·254), both in [−127, 127] (|u| ≤ 127, |u − h| ≤ 1/2)
+        const float u = __fmul_rn(a[i], inv);
+        const float t = __fadd_rn(u, kMagic);
+        const float hf = __fsub_rn(t, kMagic);
+        const int h = __float_as_int(t) - kMagicBits;
+        const int l = __float_as_int(__fmaf_rn(__fsub_rn(u, hf), 254.0f, kMagic)) - kMagicBits;
+        X += 254 * h + l;
+        ph[i / 4] |= uint32_t(h & 0xff) << (8 * (i % 4));
+        pl[i / 4] |= uint32_t(l & 0xff) << (8 * (i % 4));
+    }
+    if constexpr (LANES == 32) X = __reduce_add_sync(0xffffffffu, X);
+    else
+#pragma unroll
+        for (int o = LANES / 2; o > 0; o >>= 1) X += __shfl_xor_sync(0xffffffffu, X, o);
+}
+
 // G: group size (32 … 256). WR: 32-row blocks per CTA (the 16/WR warps of each split its columns). 2 CTAs of 512
 // threads an SM caps a thread at 64 registers: 32 warps an SM, each lane with up to 8 16-byte loads in flight.
-template <int F, int G, int WR>
+// PQ: the input arrives quantized (BwLaunch::xq, written by a paired producer's epilogue) in groups of
+// GA = min(G, 64) columns (a producer tile has 64 rows), so the int sums are applied every GA columns; otherwise the
+// kernel quantizes x itself in groups of G (one application per weight group: measured 17% faster than GA = 64
+// for the compute-bound gate/up). MODE: 0 plain, 1 PQ (WR = 1), 2 a paired gate/up producer (BwLaunch::pair, WR = 4);
+// separate instantiations, since the paired row mapping cost the plain WR = 4 kernel 80 bytes of spills.
+template <int F, int G, int WR, int MODE>
 __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunch L) {
-    constexpr int WK = kBwWarps / WR, GPI = 256 / G, V = G / 32;
+    constexpr bool PQ = MODE == 1, PAIR = MODE == 2;
+    constexpr int WK = kBwWarps / WR, GPI = 256 / G, GA = PQ && G > 64 ? 64 : G, API = 256 / GA, V = GA / 32;
+    static_assert(!PAIR || WR == 4, "a paired tile is 2 row blocks of gate and 2 of up");
     constexpr int NREC = BwFmt<F>::NREC, RB = BwFmt<F>::RB, LB = GPI * RB;
     constexpr bool BIT = F == kBit2;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, wr = warp % WR, wk = warp / WR;
     pdl_launch_dependents();
 
-    int q = 0;
+    // Tile (WR row blocks × all columns) and this block's column slice [it0, it1) of it, in 256-column iterations.
+    const int S = L.split, sp = int(blockIdx.x) % S, tile = int(blockIdx.x) / S;  // sp = the rank in the cluster
+    const int it0 = sp * L.iters / S, it1 = (sp + 1) * L.iters / S, nit = it1 - it0;
+    int q = 0, rb;
+    if constexpr (PAIR) {  // gate/up paired (WR = 4): warps 0, 1 gate's row blocks 2·tile + 0, 1; warps 2, 3 up's
+        q = wr >> 1, rb = 2 * tile + (wr & 1);
+    } else {
 #pragma unroll
-    for (int i = 1; i < 3; ++i)
-        if (i < L.nprob && int(blockIdx.x) >= L.prob[i].block_begin) q = i;
-    const BwProblem& pr = L.prob[q];
-    const int rb = (int(blockIdx.x) - pr.block_begin) * WR + wr;  // this warp's 32-row block
+        for (int i = 1; i < 3; ++i)
+            if (i < L.nprob && tile >= L.prob[i].block_begin) q = i;
+        rb = (tile - L.prob[q].block_begin) * WR + wr;  // this warp's 32-row block
+    }
+    const BwProblem& pr = PAIR ? (q ? L.prob[1] : L.prob[0]) : L.prob[q];  // a select, not an index, when paired
     const bool rows_ok = rb < pr.rbs;
 
-    // Shared memory: x (and up) as f32 [cols_pad] each, then h, l [cols_pad] int8, then the per-group scales.
+    // Shared memory: the slice of x (and up) as f32 [slice_pad] each (not with a pre-quantized input), then h, l
+    // [slice_pad] int8, then the per-GA-group records; indices are relative to the slice's first column.
     extern __shared__ __align__(16) uint8_t sm[];
     float* xf = reinterpret_cast<float*>(sm);
-    float* uf = xf + L.cols_pad;  // only with up
-    int8_t* xh = reinterpret_cast<int8_t*>(uf + (L.up ? L.cols_pad : 0));
-    int8_t* xl = xh + L.cols_pad;
-    float2* gsc = reinterpret_cast<float2*>(xl + L.cols_pad);  // per group: (s / 254, X = 254·Σh + Σl as int bits)
+    float* uf = xf + (PQ ? 0 : L.slice_pad);  // only with up
+    int8_t* xh = reinterpret_cast<int8_t*>(uf + (PQ || !L.up ? 0 : L.slice_pad));
+    int8_t* xl = xh + L.slice_pad;
+    float2* gsc = reinterpret_cast<float2*>(xl + L.slice_pad);  // per GA group: (s / 254, X = 254·Σh + Σl as int bits)
     __shared__ float red[WK][WR * 32];
     __shared__ float s2w[kBwWarps];
 
@@ -144,119 +222,125 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
     Buf b0, b1;
     // Weights (no kernel writes them, so before the wait): the warp's first two iterations, in flight during the
     // wait and the activation's quantization.
-    if (rows_ok && wk < L.iters) load(b0, wk);
-    if (rows_ok && wk + WK < L.iters) load(b1, wk + WK);
+    if (rows_ok && wk < nit) load(b0, it0 + wk);
+    if (rows_ok && wk + WK < nit) load(b1, it0 + wk + WK);
     // The warp's later iterations (codes 2 KB, coefficients NREC·32·LB bytes each, contiguous) requested from L2 now,
     // one bulk prefetch per chunk, a lane per iteration: with one iteration in registers ahead, 16–32 warps an SM
     // keep too few bytes in flight for HBM's latency, so the rest of the warp's share should already be on its way.
     if (L.l2pf && rows_ok)
-        for (int it = wk + (lane + 1) * WK; it < L.iters; it += 32 * WK) {
+        for (int it = it0 + wk + (lane + 1) * WK; it < it1; it += 32 * WK) {
             asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(cbase - lane + it * 4 * 32), "r"(2048) : "memory");
             asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(fbase - lane * LB + int64_t(it) * NREC * 32 * LB),
                          "r"(NREC * 32 * LB) : "memory");
         }
     pdl_wait();
 
-    float s2 = 0.0f;
-    if (L.skip != 1) {
-    // ---- the activation: every block quantizes all groups into shared memory ----
-    // First x (and up) into shared memory as f32 with all of a thread's loads in flight at once (a warp per group
-    // straight from global memory paid one L2 round trip per group), then a warp per group from shared memory.
-    {
+    const int ns = nit * 256, cb = it0 * 256;  // the slice's columns and its first
+    if constexpr (PQ) {
+        // ---- a pre-quantized input (written by the producer's epilogue): copy the slice's h, l and records ----
+        const int n16 = ns / 16, nr = ns / GA;
+        for (int i = int(threadIdx.x); i < 2 * n16 + nr; i += kBwWarps * 32) {
+            if (i < 2 * n16) {
+                const int k = i < n16 ? i : i - n16;
+                const uint4 v = __ldcg(reinterpret_cast<const uint4*>((i < n16 ? L.xq.h : L.xq.l) + cb) + k);
+                reinterpret_cast<uint4*>(i < n16 ? xh : xl)[k] = v;
+            } else {
+                gsc[i - 2 * n16] = __ldcg(L.xq.rec + cb / GA + (i - 2 * n16));
+            }
+        }
+        if (warp == 0) {  // Σ x² of the whole input (the RMS scale): the producer's per-tile sums, fixed order
+            float t = 0.0f;
+            if (L.rms)
+                for (int i = lane; i < L.cols / 64; i += 32) t += __ldcg(L.xq.s2 + i);
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
+            s2w[0] = sp == 0 ? t : 0.0f;  // the whole input's: a split's rank sum must count it once
+        } else if (lane == 0) {
+            s2w[warp] = 0.0f;
+        }
+        __syncthreads();
+    } else if (L.skip != 1) {
+        // ---- the activation: every block quantizes its slice into shared memory ----
+        // First x (and up) into shared memory as f32 with all of a thread's loads in flight at once (a warp per group
+        // straight from global memory paid one L2 round trip per group), then a warp per group from shared memory.
         constexpr int U = 4;  // loads a thread keeps in flight (8 spilled with two weight iterations in registers)
-        const int n4 = L.cols_pad / 4, total = L.up ? 2 * n4 : n4;
         if (L.vec) {  // 16-byte loads; cols % 4 == 0
-            const int c4 = L.cols / 4;
+            const int n4 = ns / 4, total = L.up ? 2 * n4 : n4, c4 = L.cols / 4;
             for (int i0 = int(threadIdx.x); i0 < total; i0 += U * kBwWarps * 32) {
                 float4 v[U];
 #pragma unroll
                 for (int k = 0; k < U; ++k) {
                     const int i = i0 + k * kBwWarps * 32, c = i < n4 ? i : i - n4;  // i ≥ n4: up
                     v[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                    if (i < total && c < c4) v[k] = __ldcg(reinterpret_cast<const float4*>(i < n4 ? L.x : L.up) + c);
+                    if (i < total && cb / 4 + c < c4) v[k] = __ldcg(reinterpret_cast<const float4*>(i < n4 ? L.x : L.up) + cb / 4 + c);
                 }
 #pragma unroll
-                for (int k = 0; k < U; ++k)
-                    if (i0 + k * kBwWarps * 32 < total) reinterpret_cast<float4*>(xf)[i0 + k * kBwWarps * 32] = v[k];
+                for (int k = 0; k < U; ++k) {
+                    const int i = i0 + k * kBwWarps * 32;
+                    if (i < total) reinterpret_cast<float4*>(i < n4 ? xf : uf)[i < n4 ? i : i - n4] = v[k];
+                }
             }
         } else {
-            const int n = L.up ? 2 * L.cols_pad : L.cols_pad;
+            const int n = L.up ? 2 * ns : ns;
             for (int i0 = int(threadIdx.x); i0 < n; i0 += U * kBwWarps * 32) {
                 float v[U];
 #pragma unroll
                 for (int k = 0; k < U; ++k) {
-                    const int i = i0 + k * kBwWarps * 32, c = i < L.cols_pad ? i : i - L.cols_pad;
-                    v[k] = i < n && c < L.cols ? __ldcg((i < L.cols_pad ? L.x : L.up) + c) : 0.0f;
+                    const int i = i0 + k * kBwWarps * 32, c = i < ns ? i : i - ns;
+                    v[k] = i < n && cb + c < L.cols ? __ldcg((i < ns ? L.x : L.up) + cb + c) : 0.0f;
                 }
 #pragma unroll
-                for (int k = 0; k < U; ++k)
-                    if (i0 + k * kBwWarps * 32 < n) xf[i0 + k * kBwWarps * 32] = v[k];
+                for (int k = 0; k < U; ++k) {
+                    const int i = i0 + k * kBwWarps * 32;
+                    if (i < n) (i < ns ? xf : uf)[i < ns ? i : i - ns] = v[k];
+                }
             }
         }
-    }
-    }  // skip
-    __syncthreads();
-    // Quantizes group j (a warp): h, l into xh, xl, (s/254, X) into gsc, Σ a² into s2.
-    auto quant_group = [&](int j) {
-        const int c0 = j * G + lane * V;
-        float a[V];
-        if constexpr (V >= 4) {
+        __syncthreads();
+        // All groups, a warp per group, then one barrier. (Tried: with one 32-row block a CTA its warps own disjoint
+        // iterations, so each could quantize its own groups just before using them, no barrier: the stack got 3%
+        // slower; the loop then holds both weight buffers and the quantizer's registers at once and spills.)
+        float s2 = 0.0f;
+        for (int j = warp; j < nit * API; j += kBwWarps) {
+            const int c0 = j * GA + lane * V;
+            float a[V];
+            if constexpr (V >= 4) {
 #pragma unroll
-            for (int i = 0; i < V / 4; ++i) {
-                const float4 v = reinterpret_cast<const float4*>(xf + c0)[i];
-                a[4 * i] = v.x, a[4 * i + 1] = v.y, a[4 * i + 2] = v.z, a[4 * i + 3] = v.w;
+                for (int i = 0; i < V / 4; ++i) {
+                    const float4 v = reinterpret_cast<const float4*>(xf + c0)[i];
+                    a[4 * i] = v.x, a[4 * i + 1] = v.y, a[4 * i + 2] = v.z, a[4 * i + 3] = v.w;
+                }
+            } else {
+#pragma unroll
+                for (int i = 0; i < V; ++i) a[i] = xf[c0 + i];
             }
-        } else {
+            if (L.up) {
 #pragma unroll
-            for (int i = 0; i < V; ++i) a[i] = xf[c0 + i];
+                for (int i = 0; i < V; ++i) a[i] = __fdividef(a[i], 1.0f + __expf(-a[i])) * uf[c0 + i];
+            }
+#pragma unroll
+            for (int i = 0; i < V; ++i) s2 = fmaf(a[i], a[i], s2);
+            uint32_t ph[(V + 3) / 4], pl[(V + 3) / 4];
+            int X;
+            float amax;
+            quant_lanes<V, 32>(a, ph, pl, X, amax);
+            if constexpr (V == 1) {
+                xh[c0] = int8_t(ph[0]), xl[c0] = int8_t(pl[0]);
+            } else if constexpr (V == 2) {
+                *reinterpret_cast<uint16_t*>(xh + c0) = uint16_t(ph[0]), *reinterpret_cast<uint16_t*>(xl + c0) = uint16_t(pl[0]);
+            } else {
+#pragma unroll
+                for (int i = 0; i < V / 4; ++i)
+                    reinterpret_cast<uint32_t*>(xh + c0)[i] = ph[i], reinterpret_cast<uint32_t*>(xl + c0)[i] = pl[i];
+            }
+            if (lane == 0) gsc[j] = make_float2(amax * (1.0f / (127.0f * 254.0f)), __int_as_float(X));
         }
-        if (L.up) {
-#pragma unroll
-            for (int i = 0; i < V; ++i) a[i] = __fdividef(a[i], 1.0f + __expf(-a[i])) * uf[c0 + i];
-        }
-        float amax = 0.0f;
-#pragma unroll
-        for (int i = 0; i < V; ++i) amax = fmaxf(amax, fabsf(a[i])), s2 = fmaf(a[i], a[i], s2);
-        // One REDUX each for the group's max |x| (non-negative floats order as their bits) and Σ(254h + l): the
-        // shuffle trees (5 dependent SHFL + op) and IEEE divisions made this phase ~half of the kernel's
-        // instructions at 14336 columns (Nsight: stalled on MIO, 16 warps an SM). inv need not be exactly 1/s.
-        amax = __uint_as_float(__reduce_max_sync(0xffffffffu, __float_as_uint(amax)));
-        const float inv = amax > 0.0f ? __fdividef(127.0f, amax) : 0.0f;
-        int X = 0;
-        uint32_t ph[(V + 3) / 4] = {}, pl[(V + 3) / 4] = {};
-#pragma unroll
-        for (int i = 0; i < V; ++i) {
-            // h = rint(u), l = rint((u − h)·254), both in [−127, 127] (|u| ≤ 127, |u − h| ≤ 1/2)
-            const float u = __fmul_rn(a[i], inv);
-            const float t = __fadd_rn(u, kMagic);
-            const float hf = __fsub_rn(t, kMagic);
-            const int h = __float_as_int(t) - kMagicBits;
-            const int l = __float_as_int(__fmaf_rn(__fsub_rn(u, hf), 254.0f, kMagic)) - kMagicBits;
-            X += 254 * h + l;
-            ph[i / 4] |= uint32_t(h & 0xff) << (8 * (i % 4));
-            pl[i / 4] |= uint32_t(l & 0xff) << (8 * (i % 4));
-        }
-        X = __reduce_add_sync(0xffffffffu, X);
-        if constexpr (V == 1) {
-            xh[c0] = int8_t(ph[0]), xl[c0] = int8_t(pl[0]);
-        } else if constexpr (V == 2) {
-            *reinterpret_cast<uint16_t*>(xh + c0) = uint16_t(ph[0]), *reinterpret_cast<uint16_t*>(xl + c0) = uint16_t(pl[0]);
-        } else {
-#pragma unroll
-            for (int i = 0; i < V / 4; ++i)
-                reinterpret_cast<uint32_t*>(xh + c0)[i] = ph[i], reinterpret_cast<uint32_t*>(xl + c0)[i] = pl[i];
-        }
-        if (lane == 0) gsc[j] = make_float2(amax * (1.0f / (127.0f * 254.0f)), __int_as_float(X));
-    };
-    // All groups first, a warp per group, then one barrier. (Tried: with one 32-row block a CTA its warps own disjoint
-    // iterations, so each could quantize its own groups just before using them, no barrier: the stack got 3% slower,
-    // int2 777.5 against 799.6 tokens/s, down 12.8 against 11.8 µs; the loop then holds both weight buffers and the
-    // quantizer's registers at once and spills.)
-    if (L.skip != 1) {
-        for (int j = warp; j < L.cols_pad / G; j += kBwWarps) quant_group(j);
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) s2 += __shfl_xor_sync(0xffffffffu, s2, o);
         if (lane == 0) s2w[warp] = s2;
+        __syncthreads();
+    } else {
+        if (lane == 0) s2w[warp] = 0.0f;
         __syncthreads();
     }
 
@@ -269,7 +353,7 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
             const uint32_t wv[4] = {b.w[i].x, b.w[i].y, b.w[i].z, b.w[i].w};
 #pragma unroll
             for (int wi = 0; wi < 4; ++wi) {
-                const int col = it * 256 + i * 64 + wi * 16;
+                const int col = (it - it0) * 256 + i * 64 + wi * 16;  // in the slice
                 const uint4 hv = *reinterpret_cast<const uint4*>(xh + col);
                 const uint4 lv = *reinterpret_cast<const uint4*>(xl + col);
                 const uint32_t hs[4] = {hv.x, hv.y, hv.z, hv.w}, ls[4] = {lv.x, lv.y, lv.z, lv.w};
@@ -288,9 +372,9 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
                     }
                 }
                 const int k = i * 4 + wi + 1;  // 16-column words done in this iteration
-                if (k % (G / 16) == 0) {     // end of a group: apply its coefficients
-                    const int gs = k / (G / 16) - 1;
-                    const float2 g = gsc[it * GPI + gs];
+                if (k % (GA / 16) == 0) {    // end of an activation group: apply it with its weight group's coefficients
+                    const int ga = k / (GA / 16) - 1, gs = ga * GA / G;
+                    const float2 g = gsc[(it - it0) * API + ga];
                     const int X = __float_as_int(g.y);
                     if constexpr (!BIT) {
                         const int D = fold4(ah, al);
@@ -315,48 +399,124 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
     if (rows_ok && L.skip != 2) {
         // Two buffers, the loop unrolled by two so that neither is copied: a buffer is refilled (two iterations
         // ahead) as soon as it has been used, so one iteration's loads are in flight while the other computes.
-        for (int it = wk; it < L.iters; it += 2 * WK) {
+        for (int it = it0 + wk; it < it1; it += 2 * WK) {
             compute(b0, it);
-            if (it + 2 * WK < L.iters) load(b0, it + 2 * WK);
-            if (it + WK < L.iters) {
+            if (it + 2 * WK < it1) load(b0, it + 2 * WK);
+            if (it + WK < it1) {
                 compute(b1, it + WK);
-                if (it + 3 * WK < L.iters) load(b1, it + 3 * WK);
+                if (it + 3 * WK < it1) load(b1, it + 3 * WK);
             }
         }
     }
 
     red[wk][wr * 32 + lane] = yacc;
     __syncthreads();
+    auto rms_scale = [&](float t) { return L.rms ? rsqrtf(t / float(L.cols) + 1e-5f) : 1.0f; };
+    if (S == 1) {
+        float t = 0.0f;
+#pragma unroll
+        for (int w = 0; w < kBwWarps; ++w) t += s2w[w];
+        if (threadIdx.x < WR * 32) {
+            float s = 0.0f;
+#pragma unroll
+            for (int k = 0; k < WK; ++k) s += red[k][threadIdx.x];
+            s *= rms_scale(t);
+            int row;
+            float* y;
+            if constexpr (PAIR) {  // threads 0–63 gate's rows 64·tile + i, 64–127 up's
+                y = threadIdx.x < 64 ? L.prob[0].y : L.prob[1].y, row = 64 * tile + (threadIdx.x & 63);
+                if (!L.pair.store) y = nullptr;
+                red[0][threadIdx.x] = s;  // each thread rewrites only its own column of red
+            } else {
+                y = pr.y, row = (tile - pr.block_begin) * WR * 32 + int(threadIdx.x);
+            }
+            if (y && (PAIR || row < pr.rows)) y[row] = s;  // paired: rows a multiple of 64
+        }
+        if constexpr (PAIR) {
+            // The epilogue of a paired gate/up: silu(gate)·up of this tile's 64 rows, quantized for the next GEMV
+            // (down) in groups of pair.ga (its GA) by warp 0, 2 values a lane, with the tile's Σ a² for an RMS scale.
+            __syncthreads();
+            if (warp == 0) {
+                float a[2];
+#pragma unroll
+                for (int i = 0; i < 2; ++i) {
+                    const float g = red[0][2 * lane + i], u = red[0][64 + 2 * lane + i];
+                    a[i] = __fdividef(g, 1.0f + __expf(-g)) * u;
+                }
+                float s2 = fmaf(a[0], a[0], a[1] * a[1]);
+#pragma unroll
+                for (int o = 16; o > 0; o >>= 1) s2 += __shfl_xor_sync(0xffffffffu, s2, o);
+                uint32_t ph[1], pl[1];
+                int X;
+                float amax;
+                if (L.pair.ga == 64) quant_lanes<2, 32>(a, ph, pl, X, amax);
+                else quant_lanes<2, 16>(a, ph, pl, X, amax);
+                const int c = 64 * tile + 2 * lane;
+                *reinterpret_cast<uint16_t*>(L.pair.h + c) = uint16_t(ph[0]), *reinterpret_cast<uint16_t*>(L.pair.l + c) = uint16_t(pl[0]);
+                if (lane % (L.pair.ga / 2) == 0)
+                    L.pair.rec[c / L.pair.ga] = make_float2(amax * (1.0f / (127.0f * 254.0f)), __int_as_float(X));
+                if (lane == 0) L.pair.s2[tile] = s2;
+            }
+        }
+        return;
+    }
+    // Split: each block's partial row sums into red[0], then rank r finishes rows ≡ r (mod S), summing the S partials
+    // (and the S blocks' Σ x² for the RMS scale) in rank order through distributed shared memory.
     if (threadIdx.x < WR * 32) {
         float s = 0.0f;
 #pragma unroll
         for (int k = 0; k < WK; ++k) s += red[k][threadIdx.x];
-        const int row = ((int(blockIdx.x) - pr.block_begin) * WR) * 32 + int(threadIdx.x);
-        if (L.rms) {
-            float t = 0.0f;
+        red[0][threadIdx.x] = s;  // each thread rewrites only its own column of red
+    }
+    if (threadIdx.x == 0) {
+        float t = 0.0f;
 #pragma unroll
-            for (int w = 0; w < kBwWarps; ++w) t += s2w[w];
-            s *= rsqrtf(t / float(L.cols) + 1e-5f);
+        for (int w = 0; w < kBwWarps; ++w) t += s2w[w];
+        s2w[0] = t;
+    }
+    namespace cg = cooperative_groups;
+    cg::cluster_group cluster = cg::this_cluster();
+    cluster.sync();  // every block's partials written (release / acquire across the cluster)
+    if (threadIdx.x < WR * 32 && int(threadIdx.x) % S == sp) {
+        float s = 0.0f, t = 0.0f;
+        for (int r = 0; r < S; ++r) {
+            s += cluster.map_shared_rank(&red[0][0], r)[threadIdx.x];
+            t += cluster.map_shared_rank(&s2w[0], r)[0];
         }
+        s *= rms_scale(t);
+        const int row = (tile - pr.block_begin) * WR * 32 + int(threadIdx.x);
         if (row < pr.rows) pr.y[row] = s;
     }
+    cluster.sync();  // no block leaves while another may still read its shared memory
 }
 
-template <int F, int G, int WR>
+template <int F, int G, int WR, int MODE = 0>
 void launch_bw(const BwLaunch& L, int blocks, cudaStream_t s) {
-    const size_t smem = size_t(L.cols_pad) * (L.up ? 10 : 6) + size_t(L.cols_pad / G) * sizeof(float2);
+    constexpr bool PQ = MODE == 1;
+    constexpr int GA = PQ && G > 64 ? 64 : G;
+    const size_t smem = size_t(L.slice_pad) * (PQ ? 2 : L.up ? 10 : 6) + size_t(L.slice_pad / GA) * sizeof(float2);
     static const bool raised = [] {  // above 48 KB a kernel must opt in (once per instantiation): > 8K columns
-        PLANEQ_CUDA_CHECK(cudaFuncSetAttribute(bw_gemv_kernel<F, G, WR>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
+        PLANEQ_CUDA_CHECK(cudaFuncSetAttribute(bw_gemv_kernel<F, G, WR, MODE>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
         return true;
     }();
     (void)raised;
-    launch_pdl(bw_gemv_kernel<F, G, WR>, dim3(blocks), dim3(kBwWarps * 32), smem, s, L);
+    launch_pdl_cluster(bw_gemv_kernel<F, G, WR, MODE>, dim3(blocks), dim3(kBwWarps * 32), smem, s, L.split, L);
 }
 
 template <int F, int G>
 void launch_bw_wr(BwLaunch L, int wr, cudaStream_t s) {
-    int blocks = 0;
-    for (int i = 0; i < L.nprob; ++i) L.prob[i].block_begin = blocks, blocks += (L.prob[i].rbs + wr - 1) / wr;
+    int tiles = 0;
+    for (int i = 0; i < L.nprob; ++i) L.prob[i].block_begin = tiles, tiles += (L.prob[i].rbs + wr - 1) / wr;
+    if (L.pair.h) tiles = L.prob[0].rbs / 2;  // paired gate/up (WR 4): a tile is 64 rows of both
+    const int blocks = tiles * L.split;
+    if (L.xq.h) {  // a pre-quantized input: one row block a CTA (down's shape), the instantiations kept few
+        if (wr != 1) fail("cuda gemv (bw): a pre-quantized input takes one row block a CTA");
+        return launch_bw<F, G, 1, 1>(L, blocks, s);
+    }
+    if (L.pair.h) {
+        if (wr != 4 || L.split != 1) fail("cuda gemv (bw): a paired gate/up takes 4 row blocks a CTA, no split");
+        return launch_bw<F, G, 4, 2>(L, blocks, s);
+    }
     if (wr == 4) launch_bw<F, G, 4>(L, blocks, s);
     else if (wr == 2) launch_bw<F, G, 2>(L, blocks, s);
     else launch_bw<F, G, 1>(L, blocks, s);
@@ -373,6 +533,20 @@ void launch_bw_g(const BwLaunch& L, int group, int wr, cudaStream_t s) {
     fail("cuda gemv (bw): bad group size");
 }
 
+// The pre-quantized activation region of an ActBuffer (ActBuffer::bwq): h [cols_pad], l [cols_pad], records
+// [cols_pad / 32] (a group of GA ≥ 32 columns each), Σ x² [cols_pad / 64].
+BwPair bw_region(const ActBuffer& a) {
+    BwPair r;
+    r.h = a.bwq, r.l = a.bwq + a.max_cols;
+    r.rec = reinterpret_cast<float2*>(a.bwq + 2 * a.max_cols);
+    r.s2 = reinterpret_cast<float*>(a.bwq + 2 * a.max_cols + a.max_cols / 32 * sizeof(float2));
+    return r;
+}
+BwQuantized bw_quantized(const ActBuffer& a) {
+    const BwPair r = bw_region(a);
+    return BwQuantized{r.h, r.l, r.rec, r.s2};
+}
+
 }  // namespace
 
 bool bw_decode_path(const GpuWeight& w, int batch) {
@@ -380,12 +554,28 @@ bool bw_decode_path(const GpuWeight& w, int batch) {
     return batch == 1 && !w.dense && w.bw_codes != nullptr && w.supers * kSuperCols <= 16384 && decode_options().bw;
 }
 
-// Called by gemv_planes (gemv_planes.cu) for a buffer prepare_act marked bw.
-void gemv_bw(const GpuWeight* const* w, float* const* y, int n, const ActBuffer* act, cudaStream_t s) {
+namespace {
+
+int sm_count() {
+    static const int sms = [] {
+        int dev = 0, m = 0;
+        PLANEQ_CUDA_CHECK(cudaGetDevice(&dev));
+        PLANEQ_CUDA_CHECK(cudaDeviceGetAttribute(&m, cudaDevAttrMultiProcessorCount, dev));
+        return m;
+    }();
+    return sms;
+}
+
+// The launch record for `n` weights reading `act` (everything but the CTA shape).
+BwLaunch make_launch(const GpuWeight* const* w, float* const* y, int n, const ActBuffer* act) {
     const GpuWeight& w0 = *w[0];
     BwLaunch L{};
     L.nprob = n, L.cols = int(act->cols), L.cols_pad = int(act->cols_pad), L.iters = int(w0.supers);
     L.x = act->bw_x, L.up = act->bw_up, L.rms = act->rms_norm ? 1 : 0;
+    if (act->bw_preq) {  // quantized by the producer's epilogue (gemv_bw_pair)
+        if (act->bw_ga != std::min(w0.group, 64)) fail("cuda gemv (bw): the pre-quantized input has another group size");
+        L.xq = bw_quantized(*act);
+    }
     auto aligned = [](const float* p) { return p == nullptr || (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
     L.vec = aligned(L.x) && aligned(L.up) && L.cols % 4 == 0;
     L.l2pf = decode_options().bw_l2 ? 1 : 0;
@@ -397,7 +587,6 @@ void gemv_bw(const GpuWeight* const* w, float* const* y, int n, const ActBuffer*
         return k;
     }();
     L.skip = skip;
-    int64_t rbs = 0;
     for (int i = 0; i < n; ++i) {
         const GpuWeight& wi = *w[i];
         if (!bw_decode_path(wi, 1) || wi.fmt != w0.fmt || wi.group != w0.group || wi.supers != w0.supers)
@@ -405,22 +594,64 @@ void gemv_bw(const GpuWeight* const* w, float* const* y, int n, const ActBuffer*
         BwProblem& p = L.prob[i];
         p.codes = static_cast<const uint4*>(wi.bw_codes), p.coefs = static_cast<const uint8_t*>(wi.bw_coefs);
         p.y = y[i], p.rows = int(wi.rows), p.rbs = int((wi.rows + 31) / 32);
-        rbs += p.rbs;
     }
-    // 32-row blocks per CTA: the most that still gives ≥ 1.5 CTAs an SM (gate/up: 4, 224 CTAs; q/k/v, o, down: 1,
-    // 128–192 CTAs); more rows per CTA share one quantization of x among more weights.
-    static const int sms = [] {
-        int dev = 0, m = 0;
-        PLANEQ_CUDA_CHECK(cudaGetDevice(&dev));
-        PLANEQ_CUDA_CHECK(cudaDeviceGetAttribute(&m, cudaDevAttrMultiProcessorCount, dev));
-        return m;
-    }();
-    const int forced = decode_options().bw_rows;
-    const int wr = forced == 1 || forced == 2 || forced == 4 ? forced : rbs >= 4 * 3 * sms / 2 ? 4 : rbs >= 2 * 3 * sms / 2 ? 2 : 1;
-    if (w0.fmt == kInt2) launch_bw_g<kInt2>(L, w0.group, wr, s);
-    else if (w0.fmt == kBit2) launch_bw_g<kBit2>(L, w0.group, wr, s);
+    return L;
+}
+
+void launch(BwLaunch& L, int group, int fmt, int wr, int split, cudaStream_t s) {
+    L.split = split, L.slice_pad = (L.iters + split - 1) / split * 256;
+    if (fmt == kInt2) launch_bw_g<kInt2>(L, group, wr, s);
+    else if (fmt == kBit2) launch_bw_g<kBit2>(L, group, wr, s);
     else fail("cuda gemv (bw): format without a bw kernel");
     PLANEQ_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace
+
+// Called by gemv_planes (gemv_planes.cu) for a buffer prepare_act (or gemv_bw_pair) marked bw.
+void gemv_bw(const GpuWeight* const* w, float* const* y, int n, const ActBuffer* act, cudaStream_t s) {
+    BwLaunch L = make_launch(w, y, n, act);
+    int64_t rbs = 0;
+    for (int i = 0; i < n; ++i) rbs += L.prob[i].rbs;
+    // 32-row blocks per CTA: the most that still gives ≥ 1.5 CTAs an SM (gate/up: 4, 224 CTAs; q/k/v, o, down: 1,
+    // 128–192 CTAs); more rows per CTA share one quantization of x among more weights.
+    const int sms = sm_count();
+    const int forced = decode_options().bw_rows, fsplit = decode_options().bw_split;
+    int wr = forced == 1 || forced == 2 || forced == 4 ? forced : rbs >= 4 * 3 * sms / 2 ? 4 : rbs >= 2 * 3 * sms / 2 ? 2 : 1;
+    if (L.xq.h) wr = 1;  // see launch_bw_wr
+    // Column split (blocks a cluster): with fewer tiles than SMs and a wide input (down: 128 tiles on 132 SMs, 14336
+    // columns) some SMs idle and each block stages a lot of x alone, so two blocks share a tile. Measured (docs/cuda.md):
+    // split 2 helps down (11.9 → 9.4 µs; over a pre-quantized input the MLP 23.1 → 21.8 µs a layer) but not the
+    // 4096-column o (4.3 → 4.5), and 4 or 8 (more blocks than fit at once, cluster scheduling) were slower everywhere.
+    int tiles = 0;
+    for (int i = 0; i < n; ++i) tiles += (L.prob[i].rbs + wr - 1) / wr;
+    int split = fsplit == 1 || fsplit == 2 || fsplit == 4 || fsplit == 8 ? fsplit : tiles < sms && L.iters >= 32 ? 2 : 1;
+    while (split > L.iters) split /= 2;  // at least one iteration a block; cluster sizes stay powers of two
+    launch(L, w[0]->group, w[0]->fmt, wr, split, s);
+}
+
+bool gemv_bw_pair(const GpuWeight* const* w, float* const* y, int n, const ActBuffer* act, int batch, cudaStream_t s,
+                  const NextAct& next) {
+    const DecodeOptions o = decode_options();
+    if (!o.bw || !o.bw_pair || n != 2 || batch != 1 || !act || !act->bw || next.act == act || next.act == nullptr) return false;
+    const int g = next.src, u = next.up_src;
+    if (!((g == 0 && u == 1) || (g == 1 && u == 0))) return false;
+    const GpuWeight &wg = *w[g], &wu = *w[u], &nw = *next.weight;
+    const int64_t rows = wg.rows;
+    if (!bw_decode_path(wg, 1) || !bw_decode_path(wu, 1) || !bw_decode_path(nw, 1) || wu.rows != rows || wu.fmt != wg.fmt ||
+        wu.group != wg.group || wu.supers != wg.supers || rows % kSuperCols != 0 || nw.cols != rows || rows > next.act->max_cols)
+        return false;
+    // The 64-row tile of a 4-row-block CTA: gate's rows 64t … 64t + 63 and up's same rows (problems 0 and 1).
+    const GpuWeight* wp[2] = {&wg, &wu};
+    float* yp[2] = {y[g], y[u]};
+    BwLaunch L = make_launch(wp, yp, 2, act);
+    ActBuffer& a = *next.act;
+    L.pair = bw_region(a);
+    L.pair.ga = std::min(nw.group, 64);
+    launch(L, wg.group, wg.fmt, 4, 1, s);
+    a.cols_pad = nw.supers * kSuperCols, a.cols = rows, a.batch = 1, a.group = nw.group, a.rms_norm = next.rms_norm;
+    a.i8_bits = 0, a.bw = true, a.bw_preq = true, a.bw_ga = L.pair.ga, a.bw_x = nullptr, a.bw_up = nullptr;
+    return true;
 }
 
 }  // namespace planeq::cuda

@@ -408,8 +408,13 @@ void gemv_i8(const GpuWeight* const* w, float* const* y, int n, const ActBuffer*
     gemv_i8_launch(w, y, n, act, batch, none, s);
 }
 
+// gemv_bw.cu: gate/up on the bw path with down's input quantized in the same launch (false: not applicable).
+bool gemv_bw_pair(const GpuWeight* const* w, float* const* y, int n, const ActBuffer* act, int batch, cudaStream_t s,
+                  const NextAct& next);
+
 void gemv_multi_prep(const GpuWeight* const* w, float* const* y, int n, const ActBuffer* act, const float* x, int batch,
                      cudaStream_t s, const NextAct& next) {
+    if (gemv_bw_pair(w, y, n, act, batch, s, next)) return;
     const GpuWeight& nw = *next.weight;
     const int src = next.src, up = next.up_src;
     const int64_t rows = src >= 0 && src < n ? w[src]->rows : -1;
@@ -425,7 +430,7 @@ void gemv_multi_prep(const GpuWeight* const* w, float* const* y, int n, const Ac
     }
     ActBuffer& a = *next.act;
     a.cols_pad = rows, a.cols = rows, a.batch = batch, a.group = nw.group, a.rms_norm = next.rms_norm;
-    a.i8_bits = plane_bits(nw.fmt, 0), a.bw = false;
+    a.i8_bits = plane_bits(nw.fmt, 0), a.bw = false, a.bw_preq = false;
     I8Next nx{};
     nx.xq8 = a.xq8, nx.xsc = a.xsc, nx.xsq = a.xsq, nx.counters = a.counters;
     nx.src = src, nx.up_src = up, nx.bits = a.i8_bits, nx.group = nw.group, nx.groups_pad = int(rows / nw.group);

@@ -419,6 +419,7 @@ ActBuffer::~ActBuffer() {
     cudaFree(xq8);
     cudaFree(xsc);
     cudaFree(counters);
+    cudaFree(bwq);
 }
 void ActBufferDeleter::operator()(ActBuffer* a) const { delete a; }
 
@@ -433,6 +434,7 @@ ActBufferPtr make_act_buffer(int64_t max_cols) {
     PLANEQ_CUDA_CHECK(cudaMalloc(&a->xsc, size_t(cols_pad / 32) * 4 * sizeof(float2)));
     PLANEQ_CUDA_CHECK(cudaMalloc(&a->counters, size_t(cols_pad / 16) * sizeof(int)));
     PLANEQ_CUDA_CHECK(cudaMemset(a->counters, 0, size_t(cols_pad / 16) * sizeof(int)));
+    PLANEQ_CUDA_CHECK(cudaMalloc(&a->bwq, size_t(cols_pad) * 2 + size_t(cols_pad / 32) * sizeof(float2) + size_t(cols_pad / 64) * sizeof(float)));
     return a;
 }
 
@@ -443,7 +445,7 @@ void prepare_act(ActBuffer& a, const float* x, const float* up, int64_t cols, in
     const int64_t cols_pad = (cols + kSuperCols - 1) / kSuperCols * kSuperCols;
     if (cols_pad > a.max_cols) fail("cuda gemv: activation buffer too small for " + std::to_string(cols) + " columns");
     a.cols_pad = cols_pad, a.cols = cols, a.batch = batch, a.group = group, a.rms_norm = rms_norm, a.i8_bits = 0;
-    a.bw = false;
+    a.bw = false, a.bw_preq = false;
     if (for_weight && bw_decode_path(*for_weight, batch)) {  // nothing to launch: the GEMV quantizes x itself
         if (for_weight->group != group) fail("cuda prepare_act: group differs from the weight's");
         a.bw = true, a.bw_x = x, a.bw_up = up;

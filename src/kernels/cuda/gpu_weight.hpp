@@ -87,6 +87,12 @@ struct ActBuffer {
     bool bw = false;
     const float* bw_x = nullptr;
     const float* bw_up = nullptr;
+    // ...unless a paired gate/up launch quantized silu(gate)·up for it in its epilogue (gemv_bw_pair): bw_preq, in
+    // bwq (h, l int8 [max_cols] each, records (s/254, Σ(254h + l)) [max_cols / 32], Σ x² [max_cols / 64]), groups
+    // of bw_ga columns.
+    bool bw_preq = false;
+    int bw_ga = 0;
+    int8_t* bwq = nullptr;
     ~ActBuffer();
 };
 

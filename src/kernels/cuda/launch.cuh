@@ -30,16 +30,28 @@ __device__ __forceinline__ void prefetch_l2_block(const void* base, long long by
         asm volatile("prefetch.global.L2 [%0];" ::"l"(p + o));
 }
 
+// `cluster` > 1: thread-block clusters of that many consecutive blocks along x (grid.x a multiple of it).
 template <class... P, class... A>
-void launch_pdl(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, A&&... args) {
+void launch_pdl_cluster(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, int cluster, A&&... args) {
     cudaLaunchConfig_t cfg{};
     cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem, cfg.stream = s;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = s != nullptr && decode_options().pdl ? 1 : 0;  // the legacy stream: plain launches
+    cudaLaunchAttribute attr[2];
+    unsigned n = 0;
+    if (s != nullptr && decode_options().pdl) {  // the legacy stream: plain launches
+        attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[n++].val.programmaticStreamSerializationAllowed = 1;
+    }
+    if (cluster > 1) {
+        attr[n].id = cudaLaunchAttributeClusterDimension;
+        attr[n++].val.clusterDim = {unsigned(cluster), 1, 1};
+    }
+    cfg.attrs = attr, cfg.numAttrs = n;
     PLANEQ_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<A>(args)...));
+}
+
+template <class... P, class... A>
+void launch_pdl(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, A&&... args) {
+    launch_pdl_cluster(kernel, grid, block, smem, s, 1, std::forward<A>(args)...);
 }
 
 }  // namespace planeq::cuda
