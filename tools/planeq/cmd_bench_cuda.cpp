@@ -63,6 +63,42 @@ struct Events {
     }
 };
 
+// One stream's work captured as a CUDA graph (after an eager run: module load, cuBLAS handles), replayed `reps` + 1
+// times with `per` launches each; the first repetition warms up. Returns seconds per launch of each timed repetition.
+struct CapturedGraph {
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    size_t nodes = 0;
+    template <class F>
+    CapturedGraph(cudaStream_t s, F&& enqueue) {
+        enqueue();
+        CK(cudaStreamSynchronize(s));
+        CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+        enqueue();
+        CK(cudaStreamEndCapture(s, &graph));
+        CK(cudaGraphInstantiate(&exec, graph, 0));
+        CK(cudaGraphGetNodes(graph, nullptr, &nodes));
+    }
+    ~CapturedGraph() {
+        if (exec) cudaGraphExecDestroy(exec);
+        if (graph) cudaGraphDestroy(graph);
+    }
+    CapturedGraph(const CapturedGraph&) = delete;
+    CapturedGraph& operator=(const CapturedGraph&) = delete;
+    std::vector<double> time(cudaStream_t s, int reps, int64_t per) const {
+        Events ev;
+        std::vector<double> t;
+        for (int r = 0; r <= reps; ++r) {
+            CK(cudaEventRecord(ev.a, s));
+            for (int64_t i = 0; i < per; ++i) CK(cudaGraphLaunch(exec, s));
+            CK(cudaEventRecord(ev.b, s));
+            const double sec = ev.seconds();
+            if (r > 0) t.push_back(sec / double(per));
+        }
+        return t;
+    }
+};
+
 // cudaMemcpy device-to-device of 1 GiB, (bytes read + bytes written) / s, median of 10.
 double d2d_copy_gbs(cudaStream_t s) {
     const size_t bytes = size_t(1) << 30;
@@ -206,31 +242,14 @@ nlohmann::json time_stack(const Stack& st, Buffers& b, int B, bool cublas, int64
     std::vector<float> h0(size_t(b.H * B));
     for (size_t i = 0; i < h0.size(); ++i) h0[i] = float(std::sin(0.37 * double(i) + 0.1));
     CK(cudaMemcpy(b.h, h0.data(), h0.size() * 4, cudaMemcpyHostToDevice));
-    forward(st, b, B, cublas, s);  // eager warm-up (module load, cuBLAS handle)
-    CK(cudaStreamSynchronize(s));
-    cudaGraph_t graph;
-    cudaGraphExec_t exec;
-    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-    forward(st, b, B, cublas, s);
-    CK(cudaStreamEndCapture(s, &graph));
-    CK(cudaGraphInstantiate(&exec, graph, 0));
-    size_t nodes = 0;
-    CK(cudaGraphGetNodes(graph, nullptr, &nodes));
-    Events ev;
+    const CapturedGraph g(s, [&] { forward(st, b, B, cublas, s); });
     std::vector<double> tps;
-    for (int r = 0; r <= reps; ++r) {
-        CK(cudaEventRecord(ev.a, s));
-        for (int64_t i = 0; i < n; ++i) CK(cudaGraphLaunch(exec, s));
-        CK(cudaEventRecord(ev.b, s));
-        const double sec = ev.seconds();
-        if (r > 0) tps.push_back(double(n * B) / sec);  // repetition 0 warms up
-    }
+    for (double sec : g.time(s, reps, n)) tps.push_back(double(B) / sec);
+    const size_t nodes = g.nodes;
     std::vector<float> logits(16);
     CK(cudaMemcpy(logits.data(), b.logits, logits.size() * 4, cudaMemcpyDeviceToHost));
     for (float x : logits)
         if (!std::isfinite(x)) fail("bench: non-finite logits (the stack's activations overflowed)");
-    cudaGraphExecDestroy(exec);
-    cudaGraphDestroy(graph);
     const double t = median(tps);
     const double gbs = t / B * double(st.bytes) / 1e9;
     return {{"tokens_per_s", t}, {"min", *std::min_element(tps.begin(), tps.end())}, {"max", *std::max_element(tps.begin(), tps.end())},
@@ -257,26 +276,8 @@ nlohmann::json time_shape(const GpuWeightPtr& w0, const Stack& st, Buffers& b, i
             else cuda::gemv(*w, dense ? nullptr : b.act.get(), b.a, B, y, s);
         }
     };
-    launch();
-    CK(cudaStreamSynchronize(s));
-    cudaGraph_t graph;
-    cudaGraphExec_t exec;
-    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-    launch();
-    CK(cudaStreamEndCapture(s, &graph));
-    CK(cudaGraphInstantiate(&exec, graph, 0));
-    Events ev;
-    std::vector<double> t;
-    for (int r = 0; r < 6; ++r) {
-        CK(cudaEventRecord(ev.a, s));
-        CK(cudaGraphLaunch(exec, s));
-        CK(cudaEventRecord(ev.b, s));
-        const double sec = ev.seconds();
-        if (r > 0) t.push_back(sec / copies);
-    }
-    cudaGraphExecDestroy(exec);
-    cudaGraphDestroy(graph);
-    const double us = median(t) * 1e6, gbs = double(bytes) / (us * 1e-6) / 1e9;
+    const CapturedGraph g(s, launch);
+    const double us = median(g.time(s, 5, 1)) / copies * 1e6, gbs = double(bytes) / (us * 1e-6) / 1e9;
     return {{"rows", cuda::rows(*w0)}, {"cols", C}, {"bytes", bytes}, {"us", us}, {"gbs", gbs}, {"fraction_of_copy_bandwidth", gbs / copy_gbs},
             {"kernel", cublas ? "cublas" : "planeq"}};
 }
@@ -299,26 +300,8 @@ double time_mlp(const Stack& st, Buffers& b, int down_split, cudaStream_t s) {
             cuda::set_decode_options(keep);
         }
     };
-    chain();
-    CK(cudaStreamSynchronize(s));
-    cudaGraph_t graph;
-    cudaGraphExec_t exec;
-    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-    chain();
-    CK(cudaStreamEndCapture(s, &graph));
-    CK(cudaGraphInstantiate(&exec, graph, 0));
-    Events ev;
-    std::vector<double> t;
-    for (int r = 0; r < 8; ++r) {
-        CK(cudaEventRecord(ev.a, s));
-        for (int i = 0; i < 10; ++i) CK(cudaGraphLaunch(exec, s));
-        CK(cudaEventRecord(ev.b, s));
-        const double sec = ev.seconds();
-        if (r > 0) t.push_back(sec / 10 / double(st.layers.size()));
-    }
-    cudaGraphExecDestroy(exec);
-    cudaGraphDestroy(graph);
-    return median(t) * 1e6;
+    const CapturedGraph g(s, chain);
+    return median(g.time(s, 7, 10)) / double(st.layers.size()) * 1e6;
 }
 
 void print_stack(const char* label, const nlohmann::json& j) {
@@ -532,29 +515,12 @@ nlohmann::json time_prefill(const Stack& st, PrefillBuffers& b, bool cublas, int
     std::vector<float> h0(size_t(b.H * b.P));
     for (size_t i = 0; i < h0.size(); ++i) h0[i] = float(std::sin(0.37 * double(i) + 0.1));
     CK(cudaMemcpy(b.h, h0.data(), h0.size() * 4, cudaMemcpyHostToDevice));
-    forward_prefill(st, b, cublas, s);  // eager warm-up
-    CK(cudaStreamSynchronize(s));
-    cudaGraph_t graph;
-    cudaGraphExec_t exec;
-    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-    forward_prefill(st, b, cublas, s);
-    CK(cudaStreamEndCapture(s, &graph));
-    CK(cudaGraphInstantiate(&exec, graph, 0));
-    Events ev;
-    std::vector<double> t;
-    for (int r = 0; r <= reps; ++r) {
-        CK(cudaEventRecord(ev.a, s));
-        CK(cudaGraphLaunch(exec, s));
-        CK(cudaEventRecord(ev.b, s));
-        const double sec = ev.seconds();
-        if (r > 0) t.push_back(sec);
-    }
+    const CapturedGraph g(s, [&] { forward_prefill(st, b, cublas, s); });
+    const std::vector<double> t = g.time(s, reps, 1);
     std::vector<float> out(64);
     CK(cudaMemcpy(out.data(), b.h, out.size() * 4, cudaMemcpyDeviceToHost));
     for (float x : out)
         if (!std::isfinite(x)) fail("bench: non-finite prefill output (the stack's activations overflowed)");
-    cudaGraphExecDestroy(exec);
-    cudaGraphDestroy(graph);
     const double sec = median(t), fl = stack_flops(st, b.P);
     return {{"tokens", b.P}, {"tokens_per_s", b.P / sec}, {"min", b.P / *std::max_element(t.begin(), t.end())},
             {"max", b.P / *std::min_element(t.begin(), t.end())}, {"ms", sec * 1e3}, {"tflops", fl / sec / 1e12},
