@@ -328,10 +328,15 @@ nlohmann::json bench_stack(const ModelConfig& c, const std::string& format, cons
                        : cuda::int8_decode_path(*st.layers[0].q, o.batch) ? "int8"
                                                                           : "fp16";
     j["pdl"] = opt.pdl, j["l2_prefetch"] = opt.l2_prefetch, j["i8_stages"] = opt.i8_stages, j["fuse_prep"] = opt.fuse_prep;
-    if (o.text)
+    j["bw_pair"] = opt.bw_pair, j["bw_rows"] = opt.bw_rows, j["bw_split"] = opt.bw_split;
+    if (o.text) {
         std::printf("decode path %s, PDL %s, L2 tile prefetch %s, int8 weight stages %d (-1: default), prep fused into the GEMV %s\n",
                     j["decode_path"].get<std::string>().c_str(), opt.pdl ? "on" : "off", opt.l2_prefetch ? "on" : "off", opt.i8_stages,
                     opt.fuse_prep ? "on" : "off");
+        if (j["decode_path"] == "bw")
+            std::printf("bw GEMV: gate/up paired with down %s, row blocks a CTA %d, column split %d (0: automatic)\n",
+                        opt.bw_pair ? "on" : "off", opt.bw_rows, opt.bw_split);
+    }
     j["decode"] = time_stack(st, b, o.batch, false, o.generate, o.reps, copy_gbs, s);
     if (o.text) print_stack(("planeq " + format).c_str(), j["decode"]);
     if (cublas_too) {
