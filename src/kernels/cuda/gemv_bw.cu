@@ -166,9 +166,10 @@ __device__ __forceinline__ void quant_lanes(const float (&a)[V], uint32_t (&ph)[
 // threads an SM caps a thread at 64 registers: 32 warps an SM, each lane with up to 8 16-byte loads in flight.
 // PQ: the input arrives quantized (BwLaunch::xq, written by a paired producer's epilogue) in groups of
 // GA = min(G, 64) columns (a producer tile has 64 rows), so the int sums are applied every GA columns; otherwise the
-// kernel quantizes x itself in groups of G (one application per weight group: measured 17% faster than GA = 64
-// for the compute-bound gate/up). MODE: 0 plain, 1 PQ (WR = 1), 2 a paired gate/up producer (BwLaunch::pair, WR = 4);
-// separate instantiations, since the paired row mapping cost the plain WR = 4 kernel 80 bytes of spills.
+// kernel quantizes x itself in groups of G: one application per weight group (GA = 64 in every kernel, together with
+// the spills below, took the stack from 797 to 662 tokens/s). MODE: 0 plain, 1 PQ (WR = 1), 2 a paired gate/up
+// producer (BwLaunch::pair, WR = 4); separate instantiations, since the paired row mapping cost the plain WR = 4
+// kernel 80 bytes of spills.
 template <int F, int G, int WR, int MODE>
 __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunch L) {
     constexpr bool PQ = MODE == 1, PAIR = MODE == 2;
