@@ -27,6 +27,7 @@
 
 #include "kernels/cuda/cuda_gemv.hpp"
 #include "kernels/cuda/gpu_weight.hpp"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/plane_decode.cuh"
 
 namespace planeq::cuda {
@@ -393,16 +394,6 @@ void launch_gemm_fmt(int f, const GemmLaunch& L, int group, cudaStream_t s) {
         case kTrit: return launch_gemm_gk<kTrit, RT, BN>(L, group, s);
     }
     fail("cuda gemm: bad plane format id");
-}
-
-int sm_count() {
-    static const int n = [] {
-        int dev = 0, v = 0;
-        PLANEQ_CUDA_CHECK(cudaGetDevice(&dev));
-        PLANEQ_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
-        return v;
-    }();
-    return n;
 }
 
 }  // namespace

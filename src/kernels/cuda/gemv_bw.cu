@@ -557,16 +557,6 @@ bool bw_decode_path(const GpuWeight& w, int batch) {
 
 namespace {
 
-int sm_count() {
-    static const int sms = [] {
-        int dev = 0, m = 0;
-        PLANEQ_CUDA_CHECK(cudaGetDevice(&dev));
-        PLANEQ_CUDA_CHECK(cudaDeviceGetAttribute(&m, cudaDevAttrMultiProcessorCount, dev));
-        return m;
-    }();
-    return sms;
-}
-
 // The launch record for `n` weights reading `act` (everything but the CTA shape).
 BwLaunch make_launch(const GpuWeight* const* w, float* const* y, int n, const ActBuffer* act) {
     const GpuWeight& w0 = *w[0];

@@ -353,12 +353,7 @@ void launch_i8(const I8Launch& L, cudaStream_t s) {
     // 4 warps (gate/up: 1792 tiles), else 8 (q/o, q/k/v, down: 256–384 tiles, where 4 warps leave SMs short of
     // warps). Measured per shape at K = 4096: gate/up 7.8 µs at 4 warps vs 8.8 at 8; q/o 4.1 vs 3.1; down
     // (K = 14336) 10.9 vs 7.0 (docs/cuda.md).
-    static const int sms = [] {
-        int dev = 0, n = 0;
-        PLANEQ_CUDA_CHECK(cudaGetDevice(&dev));
-        PLANEQ_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
-        return n;
-    }();
+    const int sms = sm_count();
     const DecodeOptions o = decode_options();
     const int warps = o.i8_warps == 4 || o.i8_warps == 8 ? o.i8_warps : blocks >= 4 * sms ? 4 : 8;
     const int stages = o.i8_stages >= 0 ? o.i8_stages : kI8DefaultStages;

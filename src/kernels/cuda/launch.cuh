@@ -49,6 +49,17 @@ void launch_pdl_cluster(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem
     PLANEQ_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<A>(args)...));
 }
 
+// The current device's SM count (asked once): the launch-shape choices of the GEMV and GEMM kernels.
+inline int sm_count() {
+    static const int sms = [] {
+        int dev = 0, m = 0;
+        PLANEQ_CUDA_CHECK(cudaGetDevice(&dev));
+        PLANEQ_CUDA_CHECK(cudaDeviceGetAttribute(&m, cudaDevAttrMultiProcessorCount, dev));
+        return m;
+    }();
+    return sms;
+}
+
 template <class... P, class... A>
 void launch_pdl(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, A&&... args) {
     launch_pdl_cluster(kernel, grid, block, smem, s, 1, std::forward<A>(args)...);
