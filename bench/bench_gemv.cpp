@@ -326,6 +326,7 @@ void gemv_args(benchmark::internal::Benchmark* b) {
         for (int bits : {4, 3, 2}) b->Args({r, c, bits, int(int_group_gemv_variant())});  // the default
         b->Args({r, c, 16, 0});
     }
+    b->Args({128256, 4096, 16, 0});  // Llama-3-8B's bf16 lm_head: a third of a 2-bit model's bytes per token
 }
 
 // The alternatives measured for the design (docs/formats.md): activation block g vs 32, f32 activations.

@@ -8,6 +8,7 @@
 #include "core/cpu_features.hpp"
 #include "core/error.hpp"
 #include "core/half.hpp"
+#include "kernels/cpu/kv_attention.hpp"
 #include "model/kv_quant.hpp"
 #include "model/rope.hpp"
 #include "model/slot_cache.hpp"
@@ -127,6 +128,43 @@ TEST(KvQuant, AttentionEqualsDequantizeThenAttend) {
                     }
                 }
             }
+}
+
+// Keys stored already rotated (the full cache: KvAttnParams without RoPE tables) in a strided run: plain
+// scaled dot products, softmax and the weighted sum of values, against fp64 (scalar and AVX-512 kernels).
+TEST(KvAttention, RotatedKeysWithoutTablesEqualDoubleReference) {
+    PortableRng rng(4);
+    for (int64_t hd : {32, 64, 128})
+        for (int64_t count : {1, 7, 100}) {
+            const int64_t stride = 3 * hd;  // three KV heads a position; this run is the middle one
+            std::vector<float> kv(static_cast<size_t>(2 * count * stride)), q(static_cast<size_t>(hd));
+            for (auto& x : kv) x = float(rng.normal() * 2);
+            for (auto& x : q) x = float(rng.normal());
+            const float* k = kv.data() + hd;
+            const float* v = kv.data() + count * stride + hd;
+            std::vector<double> s(static_cast<size_t>(count)), ref(static_cast<size_t>(hd), 0.0);
+            double mx = -1e300, z = 0;
+            for (int64_t j = 0; j < count; ++j) {
+                double d = 0;
+                for (int64_t i = 0; i < hd; ++i) d += double(q[size_t(i)]) * k[j * stride + i];
+                mx = std::max(mx, s[size_t(j)] = d / std::sqrt(double(hd)));
+            }
+            for (double& x : s) z += x = std::exp(x - mx);
+            for (int64_t j = 0; j < count; ++j)
+                for (int64_t i = 0; i < hd; ++i) ref[size_t(i)] += s[size_t(j)] / z * v[j * stride + i];
+            const cpu::KvAttnParams p{hd, 0, 0, nullptr, nullptr, float(1.0 / std::sqrt(double(hd)))};
+            const cpu::KvRun run{cpu::KvStore::F32, k, v, nullptr, nullptr, stride, 0, count, 0};
+            const SimdLevel detected = simd_level();
+            for (SimdLevel level : {SimdLevel::Scalar, SimdLevel::Avx512}) {
+                if (level == SimdLevel::Avx512 && detected != SimdLevel::Avx512) continue;
+                set_simd_level(level);
+                std::vector<float> scores(static_cast<size_t>(count)), out(static_cast<size_t>(hd));
+                cpu::kv_attend(p, q.data(), &run, 1, scores.data(), out.data());
+                set_simd_level(detected);
+                for (int64_t i = 0; i < hd; ++i)
+                    ASSERT_NEAR(out[size_t(i)], ref[size_t(i)], 2e-5) << "hd=" << hd << " count=" << count << " level=" << int(level);
+            }
+        }
 }
 
 TEST(KvQuant, BadOptionsAreRejected) {

@@ -114,6 +114,29 @@ TEST(SinkCache, StreamingEqualsFullWhileItFits) {
     }
 }
 
+// The full cache's decode step (one query: dot products over the cache rows, forward.cpp) equals the
+// prefill's chunked GEMM path over the same positions, with and without a sliding window.
+TEST(FullCache, DecodeStepEqualsPrefill) {
+    for (bool qwen : {false, true})
+        for (int64_t window : {0, 16}) {
+            auto m = tiny_model(qwen);
+            m->config.sliding_window = window;
+            const auto toks = random_tokens(90, m->config.vocab, 12);
+            KVCache full(m->config, 90);
+            ForwardBuffers buf(m->config, 90);
+            const auto ref_span = forward(*m, full, buf, toks, Logits::All);
+            const std::vector<float> ref(ref_span.begin(), ref_span.end());
+            KVCache inc(m->config, 90);
+            ForwardBuffers bi(m->config, 1);
+            forward(*m, inc, bi, std::span<const int32_t>(toks.data(), 5), Logits::None);
+            for (size_t t = 5; t < toks.size(); ++t) {
+                const auto l = forward(*m, inc, bi, std::span<const int32_t>(&toks[t], 1), Logits::Last);
+                ASSERT_LT(max_rel_diff(l, std::span<const float>(ref.data() + t * m->config.vocab, size_t(m->config.vocab))), 1e-5)
+                    << "qwen=" << qwen << " window=" << window << " t=" << t;
+            }
+        }
+}
+
 // Pre-RoPE keys rotated by their slot position at read time equal keys rotated at that position when
 // they were written (the recomputation StreamingLLM's pos-shift replaces), for every view of a ring
 // that has wrapped several times.

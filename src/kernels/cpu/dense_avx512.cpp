@@ -28,6 +28,12 @@ struct LoadF16 {
     static float scalar(const uint16_t* p) { return f16_to_f32(*p); }
 };
 
+// Software prefetch distance per row stream (4 streams of one row each, so 4 KB ahead in all). The bf16
+// lm_head of Llama-3-8B (128256 × 4096, 1.05 GB), 2 threads, GEMV time against a cold read of the same
+// bytes (read_frac, median of 3, two runs each): no prefetch 0.90 / 0.93, 512 B 0.97 / 0.94, 1 KB
+// 1.04 / 1.06, 1.5 KB 1.01, 2 KB 1.01 / 0.95, 4 KB 0.98 (`BM_Gemv/128256/4096/16`).
+constexpr int64_t kPrefetchBytes = 1024;
+
 template <class L, class T>
 void gemv_rows(const T* w, int64_t r0, int64_t r1, int64_t cols, const float* x, float* y) {
     const int64_t full = cols & ~int64_t(15);
@@ -40,6 +46,12 @@ void gemv_rows(const T* w, int64_t r0, int64_t r1, int64_t cols, const float* x,
         const T* w3 = w2 + cols;
         __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
         for (int64_t c = 0; c < full; c += 16) {
+            if ((c * int64_t(sizeof(T))) % 64 == 0) {  // once per 64 bytes of a row
+                _mm_prefetch(reinterpret_cast<const char*>(w0 + c) + kPrefetchBytes, _MM_HINT_T0);
+                _mm_prefetch(reinterpret_cast<const char*>(w1 + c) + kPrefetchBytes, _MM_HINT_T0);
+                _mm_prefetch(reinterpret_cast<const char*>(w2 + c) + kPrefetchBytes, _MM_HINT_T0);
+                _mm_prefetch(reinterpret_cast<const char*>(w3 + c) + kPrefetchBytes, _MM_HINT_T0);
+            }
             const __m512 xv = _mm512_loadu_ps(x + c);
             a0 = _mm512_fmadd_ps(L::load(w0 + c), xv, a0);
             a1 = _mm512_fmadd_ps(L::load(w1 + c), xv, a1);

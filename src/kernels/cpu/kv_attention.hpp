@@ -29,7 +29,8 @@ struct KvRun {
 struct KvAttnParams {
     int64_t head_dim = 0;
     int bits = 0, group = 0;                         // Quant runs
-    const float* cos = nullptr, *sin = nullptr;      // RoPE tables [position][head_dim/2] (rotate_half pairing)
+    const float* cos = nullptr, *sin = nullptr;      // RoPE tables [position][head_dim/2] (rotate_half pairing);
+                                                     // null: the keys are stored rotated (no rotation at read)
     float scale = 1;                                 // 1/√head_dim
 };
 

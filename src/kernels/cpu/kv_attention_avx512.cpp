@@ -52,6 +52,19 @@ void scores(const KvAttnParams& p, const float* q, const KvRun& r, float* out) {
     const size_t esize = Kind == KvStore::F32 ? 4 : Kind == KvStore::F16 ? 2 : 1;
     __m512 qa[kMaxVecs / 2], qb[kMaxVecs / 2];
     for (int64_t v = 0; v < nv; ++v) qa[v] = _mm512_loadu_ps(q + 16 * v), qb[v] = _mm512_loadu_ps(q + half + 16 * v);
+    if (!p.cos) {  // keys stored rotated (the full cache): a plain dot product
+        for (int64_t j = 0; j < r.count; ++j) {
+            const void* kj = static_cast<const char*>(r.k) + size_t(j * r.stride) * esize;
+            const uint16_t* pj = Kind == KvStore::Quant ? r.kp + j * r.pstride : nullptr;
+            __m512 acc = _mm512_setzero_ps();
+            for (int64_t v = 0; v < nv; ++v) {
+                acc = _mm512_fmadd_ps(qa[v], load16<Kind, Bits>(kj, pj, r.stride, p.group, 16 * v), acc);
+                acc = _mm512_fmadd_ps(qb[v], load16<Kind, Bits>(kj, pj, r.stride, p.group, half + 16 * v), acc);
+            }
+            out[j] = _mm512_reduce_add_ps(acc) * p.scale;
+        }
+        return;
+    }
     for (int64_t j = 0; j < r.count; ++j) {
         const void* kj = static_cast<const char*>(r.k) + size_t(j * r.stride) * esize;
         const uint16_t* pj = Kind == KvStore::Quant ? r.kp + j * r.pstride : nullptr;
