@@ -1,12 +1,15 @@
 // The small kernels of the GPU forward (infer_ops.hpp): embedding gather, residual add + RMSNorm, the q/k
 // norm + RoPE + KV store, bias add, argmax, position bookkeeping. Each is memory- or latency-bound; one
-// block per row (token or head) keeps them simple and deterministic (fixed reduction order).
+// block per row (token or head) keeps them simple and deterministic (fixed reduction order). The two of
+// every layer (add + RMSNorm, q/k norm + RoPE + store) are launched with PDL (launch.cuh) and wait at their
+// first instruction, so they and the GEMVs around them overlap their launches.
 #include <cuda_bf16.h>
 
 #include <cfloat>
 
 #include "kernels/cuda/gpu_weight.hpp"
 #include "kernels/cuda/infer_ops.hpp"
+#include "kernels/cuda/launch.cuh"
 
 namespace planeq::cuda {
 
@@ -37,6 +40,8 @@ __global__ void embed_kernel(const void* table, bool bf16, const int32_t* tokens
 
 __global__ void add_rmsnorm_kernel(float* x, const float* delta, const float* w, int dim, float eps, float* out) {
     __shared__ float red[32];
+    pdl_launch_dependents();  // the next GEMV's blocks may start streaming their weights now
+    pdl_wait();
     const int64_t t = blockIdx.x;
     float* xt = x + t * dim;
     float ss = 0;
@@ -64,6 +69,8 @@ __global__ void bias_kernel(float* y, const float* b, int rows, int64_t n) {
 __global__ void qkv_kernel(QkvArgs a) {
     __shared__ float red[32];
     extern __shared__ float v[];  // hd
+    pdl_launch_dependents();
+    pdl_wait();  // before pos_of: the position may be written by the previous step's advance_kernel
     const int t = blockIdx.x, slot = blockIdx.y, hd = a.hd, half = hd / 2;
     const int kv_dim = a.n_kv * hd, pos = pos_of(a.pos) + t;
     const bool is_q = slot < a.n_heads, is_v = slot >= a.n_heads + a.n_kv;
@@ -133,7 +140,8 @@ void embed_rows(const void* table, bool bf16, const int32_t* tokens, int n, int 
 }
 
 void add_rmsnorm(float* x, const float* delta, const float* w, int n, int dim, float eps, float* out, cudaStream_t s) {
-    add_rmsnorm_kernel<<<n, dim >= 1024 ? 1024 : (dim + 31) / 32 * 32, 0, s>>>(x, delta, w, dim, eps, out);
+    launch_pdl(add_rmsnorm_kernel, dim3(unsigned(n)), dim3(dim >= 1024 ? 1024u : unsigned((dim + 31) / 32 * 32)), 0, s, x, delta, w,
+               dim, eps, out);
     PLANEQ_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -151,7 +159,7 @@ void add_bias(float* y, const float* bias, int n, int rows, cudaStream_t s) {
 void qk_norm_rope_store(const QkvArgs& a, cudaStream_t s) {
     if (a.hd % 2 != 0 || a.hd > 1024) fail("cuda forward: head dimension " + std::to_string(a.hd) + " is not supported");
     const dim3 grid(unsigned(a.n), unsigned(a.n_heads + 2 * a.n_kv));
-    qkv_kernel<<<grid, (a.hd + 31) / 32 * 32, size_t(a.hd) * 4, s>>>(a);
+    launch_pdl(qkv_kernel, grid, dim3(unsigned((a.hd + 31) / 32 * 32)), size_t(a.hd) * 4, s, a);
     PLANEQ_CUDA_CHECK(cudaGetLastError());
 }
 
