@@ -31,21 +31,14 @@ inline float k_elem(const KvAttnParams& p, const KvRun& r, const void* base, con
 
 void kv_scores_scalar(const KvAttnParams& p, const float* q, const KvRun& r, float* scores) {
     const int64_t half = p.head_dim / 2;
-    if (!p.cos) {  // keys stored rotated (the full cache): a plain dot product
-        for (int64_t j = 0; j < r.count; ++j) {
-            float acc = 0;
-            for (int64_t i = 0; i < p.head_dim; ++i) acc += q[i] * k_elem(p, r, r.k, r.kp, j, i);
-            scores[j] = acc * p.scale;
-        }
-        return;
-    }
     for (int64_t j = 0; j < r.count; ++j) {
-        const float* c = p.cos + (r.pos0 + j) * half;
-        const float* s = p.sin + (r.pos0 + j) * half;
+        // No tables: the keys are stored rotated (the full cache).
+        const float* c = p.cos ? p.cos + (r.pos0 + j) * half : nullptr;
+        const float* s = p.sin ? p.sin + (r.pos0 + j) * half : nullptr;
         float acc = 0;
         for (int64_t i = 0; i < half; ++i) {
             const float a = k_elem(p, r, r.k, r.kp, j, i), b = k_elem(p, r, r.k, r.kp, j, i + half);
-            acc += q[i] * (a * c[i] - b * s[i]) + q[i + half] * (b * c[i] + a * s[i]);
+            acc += c ? q[i] * (a * c[i] - b * s[i]) + q[i + half] * (b * c[i] + a * s[i]) : q[i] * a + q[i + half] * b;
         }
         scores[j] = acc * p.scale;
     }

@@ -46,42 +46,38 @@ inline __m512 load16(const void* base, const uint16_t* prm, int64_t stride, int 
     }
 }
 
-template <KvStore Kind, int Bits>
+// Rotate: the keys are pre-RoPE (slot caches) and are rotated here; otherwise they are stored rotated.
+template <KvStore Kind, int Bits, bool Rotate>
 void scores(const KvAttnParams& p, const float* q, const KvRun& r, float* out) {
     const int64_t half = p.head_dim / 2, nv = half / 16;
     const size_t esize = Kind == KvStore::F32 ? 4 : Kind == KvStore::F16 ? 2 : 1;
     __m512 qa[kMaxVecs / 2], qb[kMaxVecs / 2];
     for (int64_t v = 0; v < nv; ++v) qa[v] = _mm512_loadu_ps(q + 16 * v), qb[v] = _mm512_loadu_ps(q + half + 16 * v);
-    if (!p.cos) {  // keys stored rotated (the full cache): a plain dot product
-        for (int64_t j = 0; j < r.count; ++j) {
-            const void* kj = static_cast<const char*>(r.k) + size_t(j * r.stride) * esize;
-            const uint16_t* pj = Kind == KvStore::Quant ? r.kp + j * r.pstride : nullptr;
-            __m512 acc = _mm512_setzero_ps();
-            for (int64_t v = 0; v < nv; ++v) {
-                acc = _mm512_fmadd_ps(qa[v], load16<Kind, Bits>(kj, pj, r.stride, p.group, 16 * v), acc);
-                acc = _mm512_fmadd_ps(qb[v], load16<Kind, Bits>(kj, pj, r.stride, p.group, half + 16 * v), acc);
-            }
-            out[j] = _mm512_reduce_add_ps(acc) * p.scale;
-        }
-        return;
-    }
     for (int64_t j = 0; j < r.count; ++j) {
         const void* kj = static_cast<const char*>(r.k) + size_t(j * r.stride) * esize;
         const uint16_t* pj = Kind == KvStore::Quant ? r.kp + j * r.pstride : nullptr;
-        const float* c = p.cos + (r.pos0 + j) * half;
-        const float* s = p.sin + (r.pos0 + j) * half;
         __m512 acc = _mm512_setzero_ps();
         for (int64_t v = 0; v < nv; ++v) {
-            const __m512 a = load16<Kind, Bits>(kj, pj, r.stride, p.group, 16 * v);
-            const __m512 b = load16<Kind, Bits>(kj, pj, r.stride, p.group, half + 16 * v);
-            const __m512 cv = _mm512_loadu_ps(c + 16 * v), sv = _mm512_loadu_ps(s + 16 * v);
-            const __m512 ra = _mm512_fmsub_ps(a, cv, _mm512_mul_ps(b, sv));  // a·cos − b·sin
-            const __m512 rb = _mm512_fmadd_ps(b, cv, _mm512_mul_ps(a, sv));  // b·cos + a·sin
-            acc = _mm512_fmadd_ps(qa[v], ra, acc);
-            acc = _mm512_fmadd_ps(qb[v], rb, acc);
+            __m512 a = load16<Kind, Bits>(kj, pj, r.stride, p.group, 16 * v);
+            __m512 b = load16<Kind, Bits>(kj, pj, r.stride, p.group, half + 16 * v);
+            if constexpr (Rotate) {
+                const __m512 cv = _mm512_loadu_ps(p.cos + (r.pos0 + j) * half + 16 * v);
+                const __m512 sv = _mm512_loadu_ps(p.sin + (r.pos0 + j) * half + 16 * v);
+                const __m512 ra = _mm512_fmsub_ps(a, cv, _mm512_mul_ps(b, sv));  // a·cos − b·sin
+                b = _mm512_fmadd_ps(b, cv, _mm512_mul_ps(a, sv));                // b·cos + a·sin
+                a = ra;
+            }
+            acc = _mm512_fmadd_ps(qa[v], a, acc);
+            acc = _mm512_fmadd_ps(qb[v], b, acc);
         }
         out[j] = _mm512_reduce_add_ps(acc) * p.scale;
     }
+}
+
+template <KvStore Kind, int Bits>
+void scores(const KvAttnParams& p, const float* q, const KvRun& r, float* out) {
+    if (p.cos) scores<Kind, Bits, true>(p, q, r, out);
+    else scores<Kind, Bits, false>(p, q, r, out);
 }
 
 template <KvStore Kind, int Bits>
