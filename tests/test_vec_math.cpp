@@ -1,5 +1,7 @@
 // The vectorized exp reductions against f64 references.
 #include <cmath>
+#include <algorithm>
+#include <iterator>
 #include <random>
 
 #include "core/cpu_features.hpp"
@@ -33,6 +35,28 @@ TEST(VecMath, ExpShiftSumAndLogSumExpMatchF64) {
                 EXPECT_NEAR(y[size_t(i)], e, 3e-7 * e + 1e-38) << n << " " << i;
             }
             if (n > 1) EXPECT_EQ(y[0], 0.0f);  // exp(-200 - max) underflows
+        }
+        set_simd_level(SimdLevel::Avx512);
+    }
+}
+
+// silu(g)·up against the f64 formula, on normal values, the tails where exp over- or underflows, and ±0.
+TEST(VecMath, SiluMulMatchesF64) {
+    std::mt19937 rng(5);
+    std::normal_distribution<float> nd(0.0f, 4.0f);
+    for (int64_t n : {1, 15, 16, 33, 14336}) {
+        std::vector<float> g(static_cast<size_t>(n)), up(static_cast<size_t>(n));
+        for (size_t i = 0; i < g.size(); ++i) g[i] = nd(rng), up[i] = nd(rng);
+        const float special[] = {0.0f, -0.0f, 87.0f, 88.0f, 100.0f, -87.0f, -88.5f, -100.0f, -1e4f, 1e4f};
+        for (size_t i = 0; i < std::min(g.size(), std::size(special)); ++i) g[i] = special[i];
+        for (SimdLevel level : {SimdLevel::Scalar, SimdLevel::Avx512}) {
+            set_simd_level(level);
+            std::vector<float> y = g;
+            cpu::silu_mul(y.data(), up.data(), n);
+            for (size_t i = 0; i < g.size(); ++i) {
+                const double ref = double(g[i]) / (1.0 + std::exp(-double(g[i]))) * up[i];
+                EXPECT_NEAR(y[i], ref, 4e-7 * std::abs(ref) + 1e-30) << simd_level_name(level) << " n " << n << " g " << g[i];
+            }
         }
         set_simd_level(SimdLevel::Avx512);
     }

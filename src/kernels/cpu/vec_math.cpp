@@ -21,6 +21,15 @@ double log_sum_exp_scalar(const float* x, int64_t n) {
     return double(mx) + std::log(s);
 }
 
+void silu_mul_scalar(float* g, const float* up, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * up[i];
+}
+
+void silu_mul(float* g, const float* up, int64_t n) {
+    if (simd_level() == SimdLevel::Avx512) silu_mul_avx512(g, up, n);
+    else silu_mul_scalar(g, up, n);
+}
+
 double exp_shift_sum(float* x, int64_t n, float shift) {
     return simd_level() == SimdLevel::Avx512 ? exp_shift_sum_avx512(x, n, shift) : exp_shift_sum_scalar(x, n, shift);
 }
