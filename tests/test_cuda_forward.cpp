@@ -19,6 +19,7 @@
 #include "core/text_file.hpp"
 #include "formats/int_group.hpp"
 #include "eval/perplexity.hpp"
+#include "kernels/cuda/cuda_gemv.hpp"
 #include "kernels/cuda/infer_ops.hpp"
 #include "model/cuda/gpu_runner.hpp"
 #include "model/forward.hpp"
@@ -287,6 +288,61 @@ TEST(CudaForward, SyntheticQwen3MatchesCpu) {
     check_synthetic_qwen3("bf16");
     check_synthetic_qwen3("int");
     check_synthetic_qwen3("int-gidx");  // act-order int4 g32: columns sorted at upload, inputs gathered
+}
+
+// The residual add + RMSNorm inside the bw GEMVs (DecodeOptions::bw_norm, the default) against the separate
+// add + RMSNorm kernels and against the CPU forward (f32 activations, all positions at once), over 40 decode
+// steps: int2 and bitplane k=2, Llama (eps 1e-5) and Qwen3 (q/k norms, eps 1e-6, tied head). The two GPU paths
+// differ only in float rounding before the per-group int8 quantization of the input (norm_w ⊙ (x + delta) there,
+// its RMS-scaled copy here), which can flip a rounding of the low byte (an error ≤ s/254 in one value): the bar is
+// the GPU decode bar, 1e-3 per logits row, for each against the CPU and for the two against each other.
+TEST(CudaForward, FusedNormMatchesSeparateKernelsAndCpu) {
+    REQUIRE_GPU();
+    const cuda::DecodeOptions keep = cuda::decode_options();
+    for (const char* fmt : {"int", "bitplane"})
+        for (bool qwen : {false, true}) {
+            ModelConfig c;
+            c.hidden = 512, c.intermediate = 1024, c.n_layers = 3, c.n_heads = 8, c.n_kv_heads = 2, c.head_dim = 64, c.vocab = 1024;
+            c.max_position = 512, c.rms_eps = 1e-5, c.rope.theta = 1e4;
+            if (qwen) {
+                c.arch = Arch::Qwen3, c.architecture = "Qwen3ForCausalLM";
+                c.rms_eps = 1e-6, c.rope.theta = 1e6, c.tie_embeddings = true, c.qk_norm = true;
+            }
+            const WeightFormat& f = *find_format(fmt);
+            uint64_t seed = 21;
+            auto m = synthetic_model(c, [&](const std::string&, int64_t r, int64_t k) {
+                return random_weight(f, r, k, FormatParams{2, 128, false, false}, seed++);
+            }, 7);
+            const int n = 40;
+            std::vector<int32_t> ids(n);
+            for (int p = 0; p < n; ++p) ids[size_t(p)] = int32_t((p * 37 + 11) % c.vocab);
+            KVCache cache(c, n);
+            ForwardBuffers buf(c, n);
+            const auto cpu_span = forward(*m, cache, buf, ids, Logits::All);
+            const std::vector<float> cpu(cpu_span.begin(), cpu_span.end());
+            std::vector<float> rows[2];
+            double vs_cpu[2] = {0, 0};
+            for (int fused = 0; fused < 2; ++fused) {
+                cuda::DecodeOptions d = keep;
+                d.bw_norm = fused == 1;
+                cuda::set_decode_options(d);
+                Gpu g(*m, n);
+                for (int p = 0; p < n; ++p) {
+                    const auto row = g.runner->forward(std::span<const int32_t>(&ids[size_t(p)], 1), Logits::Last);
+                    vs_cpu[fused] = std::max(vs_cpu[fused], row_rel(row.data(), cpu.data() + p * c.vocab, c.vocab));
+                    rows[fused].insert(rows[fused].end(), row.begin(), row.end());
+                }
+            }
+            cuda::set_decode_options(keep);
+            double between = 0;
+            for (int p = 0; p < n; ++p) between = std::max(between, row_rel(rows[1].data() + p * c.vocab, rows[0].data() + p * c.vocab, c.vocab));
+            const std::string what = std::string(fmt) + (qwen ? " qwen3" : " llama");
+            std::printf("[fused vs separate norms, %s] logits rel err: between %.2e; vs cpu fused %.2e, separate %.2e\n", what.c_str(), between,
+                        vs_cpu[1], vs_cpu[0]);
+            EXPECT_LE(between, 1e-3) << what;
+            EXPECT_LE(vs_cpu[1], 1e-3) << what << ": fused";
+            EXPECT_LE(vs_cpu[0], 1e-3) << what << ": separate";
+        }
 }
 
 // Attention at head dimension 128 (Llama-3-8B's), GQA 4:1, a sliding window too, against forward.hpp's attention().

@@ -66,9 +66,16 @@ ActBufferPtr make_act_buffer(int64_t max_cols);
 void prepare_act(ActBuffer& a, const float* x, const float* up, int64_t cols, int batch, int group, cudaStream_t s,
                  bool rms_norm = false, const GpuWeight* for_weight = nullptr);
 
+// One token's residual add and RMSNorm inside the GEMVs that read it (the batch-1 bw path, bw_decode_path of
+// `for_weight`): they compute W·(norm_w ⊙ v / sqrt(mean(v²) + eps)) with v = x + delta (delta may be null), and
+// the first tile's blocks of the first launch store v to `x_out` (not `x`: the other blocks still read it). Saves
+// the add + RMSNorm kernel before q/k/v and before gate/up. False (nothing recorded) where the path does not apply.
+bool prepare_act_norm(ActBuffer& a, const float* x, const float* delta, const float* norm_w, float eps, float* x_out, int64_t cols,
+                      int group, const GpuWeight& for_weight);
+
 // Decode-path switches, read when a kernel is launched or a buffer prepared (a captured graph keeps what was
 // set at capture). The environment variables PLANEQ_PDL, PLANEQ_GEMV_I8, PLANEQ_L2PF, PLANEQ_FUSE_PREP, PLANEQ_GEMV_BW,
-// PLANEQ_BW_PAIR, PLANEQ_BW_L2 (0 / 1), PLANEQ_I8_WARPS (4 / 8), PLANEQ_I8_STAGES (0 / 4), PLANEQ_BW_ROWS (1 / 2 / 4) and PLANEQ_BW_SPLIT (1 / 2 / 4 / 8) override the defaults at first use. docs/cuda.md has what each is worth.
+// PLANEQ_BW_PAIR, PLANEQ_BW_L2, PLANEQ_BW_NORM (0 / 1), PLANEQ_I8_WARPS (4 / 8), PLANEQ_I8_STAGES (0 / 4), PLANEQ_BW_ROWS (1 / 2 / 4) and PLANEQ_BW_SPLIT (1 / 2 / 4 / 8) override the defaults at first use. docs/cuda.md has what each is worth.
 struct DecodeOptions {
     bool pdl = true;          // programmatic dependent launch (non-default streams): a kernel streams its weights
                               // while its predecessor finishes, so a kernel that WRITES weights must not run
@@ -82,6 +89,8 @@ struct DecodeOptions {
     bool bw = true;           // batch 1, int b=2 / bitplane k=2: the bandwidth-first CUDA-core GEMV (gemv_bw.cu), which
                               // quantizes its input itself (prepare_act launches nothing); off: the int8 path above.
                               // On: the stack measured +17% (int2) / +9% (bitplane k=2) (docs/cuda.md, fourth round)
+    bool bw_norm = true;      // that kernel: the forward's residual add + RMSNorm inside the q/k/v and gate/up GEMVs
+                              // (prepare_act_norm), not a kernel of their own before each (docs/cuda.md)
     int bw_rows = 0;          // that kernel: 32-row blocks per CTA, 1, 2 or 4; 0: automatic
     int bw_split = 0;         // that kernel: blocks (a thread-block cluster) sharing a row tile's columns, 1, 2, 4
                               // or 8; 0: automatic (split while there are fewer tiles than SMs)

@@ -72,7 +72,11 @@ struct BwLaunch {
     int split, slice_pad;              // split S: blocks (a cluster) per tile; slice_pad: shared-memory columns a block
     const float* x;
     const float* up;  // silu(x) · up when set
-    int rms, vec;     // rms: y = W x / rms(x); vec: x (and up) 16-byte aligned with cols % 4 == 0
+    int rms, vec;     // rms: y = W x / rms(x); vec: x (and up, delta) 16-byte aligned with cols % 4 == 0
+    float eps;        // the RMS scale's epsilon
+    const float* delta;   // x + delta is the input (a residual add), stored to x_out by the first tile's blocks
+    const float* norm_w;  // RMSNorm's weights: the quantized input is norm_w ⊙ (x + delta), the RMS over x + delta
+    float* x_out;
     int l2pf;         // DecodeOptions::bw_l2: request the warp's later iterations from L2 at the start
     int skip;         // measurement only (PLANEQ_BW_SKIP, wrong results): 1 skips the quantization, 2 the weights
     BwQuantized xq;   // h set: the input arrives quantized (x, up unused)
@@ -273,7 +277,14 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
                 for (int k = 0; k < U; ++k) {
                     const int i = i0 + k * kBwWarps * 32, c = i < n4 ? i : i - n4;  // i ≥ n4: up
                     v[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                    if (i < total && cb / 4 + c < c4) v[k] = __ldcg(reinterpret_cast<const float4*>(i < n4 ? L.x : L.up) + cb / 4 + c);
+                    if (i < total && cb / 4 + c < c4) {
+                        v[k] = __ldcg(reinterpret_cast<const float4*>(i < n4 ? L.x : L.up) + cb / 4 + c);
+                        if (L.delta && i < n4) {  // the residual add: x + delta, kept by the first tile
+                            const float4 d = __ldcg(reinterpret_cast<const float4*>(L.delta) + cb / 4 + c);
+                            v[k].x += d.x, v[k].y += d.y, v[k].z += d.z, v[k].w += d.w;
+                        }
+                        if (L.x_out && i < n4 && tile == 0) reinterpret_cast<float4*>(L.x_out)[cb / 4 + c] = v[k];
+                    }
                 }
 #pragma unroll
                 for (int k = 0; k < U; ++k) {
@@ -289,6 +300,10 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
                 for (int k = 0; k < U; ++k) {
                     const int i = i0 + k * kBwWarps * 32, c = i < ns ? i : i - ns;
                     v[k] = i < n && cb + c < L.cols ? __ldcg((i < ns ? L.x : L.up) + cb + c) : 0.0f;
+                    if (i < ns && cb + c < L.cols) {
+                        if (L.delta) v[k] += __ldcg(L.delta + cb + c);
+                        if (L.x_out && tile == 0) L.x_out[cb + c] = v[k];
+                    }
                 }
 #pragma unroll
                 for (int k = 0; k < U; ++k) {
@@ -321,6 +336,10 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
             }
 #pragma unroll
             for (int i = 0; i < V; ++i) s2 = fmaf(a[i], a[i], s2);
+            if (L.norm_w) {  // RMSNorm's weights on the input; the RMS itself is of x + delta (s2 above)
+#pragma unroll
+                for (int i = 0; i < V; ++i) a[i] = cb + c0 + i < L.cols ? a[i] * __ldg(L.norm_w + cb + c0 + i) : 0.0f;
+            }
             uint32_t ph[(V + 3) / 4], pl[(V + 3) / 4];
             int X;
             float amax;
@@ -412,7 +431,7 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
 
     red[wk][wr * 32 + lane] = yacc;
     __syncthreads();
-    auto rms_scale = [&](float t) { return L.rms ? rsqrtf(t / float(L.cols) + 1e-5f) : 1.0f; };
+    auto rms_scale = [&](float t) { return L.rms ? rsqrtf(t / float(L.cols) + L.eps) : 1.0f; };
     if (S == 1) {
         float t = 0.0f;
 #pragma unroll
@@ -562,13 +581,14 @@ BwLaunch make_launch(const GpuWeight* const* w, float* const* y, int n, const Ac
     const GpuWeight& w0 = *w[0];
     BwLaunch L{};
     L.nprob = n, L.cols = int(act->cols), L.cols_pad = int(act->cols_pad), L.iters = int(w0.supers);
-    L.x = act->bw_x, L.up = act->bw_up, L.rms = act->rms_norm ? 1 : 0;
+    L.x = act->bw_x, L.up = act->bw_up, L.rms = act->rms_norm ? 1 : 0, L.eps = act->bw_eps;
+    L.delta = act->bw_delta, L.norm_w = act->bw_norm_w, L.x_out = act->bw_x_out;
     if (act->bw_preq) {  // quantized by the producer's epilogue (gemv_bw_pair)
         if (act->bw_ga != std::min(w0.group, 64)) fail("cuda gemv (bw): the pre-quantized input has another group size");
         L.xq = bw_quantized(*act);
     }
     auto aligned = [](const float* p) { return p == nullptr || (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
-    L.vec = aligned(L.x) && aligned(L.up) && L.cols % 4 == 0;
+    L.vec = aligned(L.x) && aligned(L.up) && aligned(L.delta) && aligned(L.x_out) && L.cols % 4 == 0;
     L.l2pf = decode_options().bw_l2 ? 1 : 0;
     static const int skip = [] {
         const char* v = std::getenv("PLANEQ_BW_SKIP");
@@ -642,6 +662,20 @@ bool gemv_bw_pair(const GpuWeight* const* w, float* const* y, int n, const ActBu
     launch(L, wg.group, wg.fmt, 4, 1, s);
     a.cols_pad = nw.supers * kSuperCols, a.cols = rows, a.batch = 1, a.group = nw.group, a.rms_norm = next.rms_norm;
     a.i8_bits = 0, a.bw = true, a.bw_preq = true, a.bw_ga = L.pair.ga, a.bw_x = nullptr, a.bw_up = nullptr;
+    a.bw_delta = nullptr, a.bw_norm_w = nullptr, a.bw_x_out = nullptr, a.bw_eps = 1e-5f;
+    return true;
+}
+
+bool prepare_act_norm(ActBuffer& a, const float* x, const float* delta, const float* norm_w, float eps, float* x_out, int64_t cols,
+                      int group, const GpuWeight& for_weight) {
+    if (!decode_options().bw_norm || !bw_decode_path(for_weight, 1) || for_weight.group != group || norm_w == nullptr ||
+        x_out == nullptr || x_out == x)
+        return false;
+    const int64_t cols_pad = (cols + kSuperCols - 1) / kSuperCols * kSuperCols;
+    if (cols_pad > a.max_cols) fail("cuda gemv: activation buffer too small for " + std::to_string(cols) + " columns");
+    a.cols_pad = cols_pad, a.cols = cols, a.batch = 1, a.group = group, a.rms_norm = true, a.i8_bits = 0;
+    a.bw = true, a.bw_preq = false, a.bw_x = x, a.bw_up = nullptr;
+    a.bw_delta = delta, a.bw_norm_w = norm_w, a.bw_x_out = x_out, a.bw_eps = eps;
     return true;
 }
 

@@ -87,6 +87,12 @@ struct ActBuffer {
     bool bw = false;
     const float* bw_x = nullptr;
     const float* bw_up = nullptr;
+    // A residual add and RMSNorm fused into that GEMV (prepare_act_norm): the input is
+    // norm_w ⊙ v / sqrt(mean(v²) + eps) with v = x + delta, and the first tile's blocks store v to x_out.
+    const float* bw_delta = nullptr;
+    const float* bw_norm_w = nullptr;
+    float* bw_x_out = nullptr;
+    float bw_eps = 1e-5f;
     // ...unless a paired gate/up launch quantized silu(gate)·up for it in its epilogue (gemv_bw_pair): bw_preq, in
     // bwq (h, l int8 [max_cols] each, records (s/254, Σ(254h + l)) [max_cols / 32], Σ x² [max_cols / 64]), groups
     // of bw_ga columns.

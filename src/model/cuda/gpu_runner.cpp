@@ -58,6 +58,10 @@ private:
     void check_tokens(std::span<const int32_t> tokens) const;
     void linears(std::initializer_list<Out> outs, const float* x, const float* up, int n);
     void mlp(const GpuBlock& b, const float* h, int n);
+    // One token: the residual add x_in + delta and RMSNorm (norm_w) inside the GEMVs of `outs` (q/k/v) or of the
+    // MLP, v = x_in + delta stored to x_out. False, with nothing enqueued, where the bw path does not take them.
+    bool norm_linears(std::initializer_list<Out> outs, float* x_in, const float* delta, const DevicePtr& norm_w, float* x_out);
+    bool norm_mlp(const GpuBlock& b, float* x_in, const float* delta, float* x_out);
     void layers(int n, Pos pos);                       // x ← the blocks over n tokens (embedded in x)
     void head(int rows, const float* x_rows, float* out);  // out[rows × vocab] from the final norm of x_rows
     void prefill(std::span<const int32_t> tokens, Logits want);
@@ -72,6 +76,7 @@ private:
     cudaStream_t s_ = nullptr;
     // device state
     DevicePtr kc_, vc_, cos_, sin_;
+    DevicePtr x2_;  // one token's residual stream, alternating with x_ where the norms are fused (layers)
     DevicePtr x_, h_, q_, k_, v_, attn_, delta_, gate_, up_, silu_, tokens_, pos_, tok_, scratch_, split_;
     DevicePtr gx_, gu_;     // act-order weights' gathered inputs [T × widest]
     DevicePtr logits1_;     // [vocab]: decode and Logits::Last (a fixed address: the decode graph writes it)
@@ -104,6 +109,7 @@ GpuRunner::GpuRunner(const GpuModel& g, int64_t capacity, int64_t max_chunk)
     const int64_t T = chunk_, H = c_.hidden, I = c_.intermediate;
     const int64_t widest = std::max({H, I, c_.q_dim()});
     x_ = device_alloc(size_t(T * H) * 4), h_ = device_alloc(size_t(T * H) * 4), delta_ = device_alloc(size_t(T * H) * 4);
+    x2_ = device_alloc(size_t(H) * 4);
     q_ = device_alloc(size_t(T * c_.q_dim()) * 4), attn_ = device_alloc(size_t(T * c_.q_dim()) * 4);
     k_ = device_alloc(size_t(T * c_.kv_dim()) * 4), v_ = device_alloc(size_t(T * c_.kv_dim()) * 4);
     gate_ = device_alloc(size_t(T * I) * 4), up_ = device_alloc(size_t(T * I) * 4), silu_ = device_alloc(size_t(T * I) * 4);
@@ -198,15 +204,52 @@ void GpuRunner::mlp(const GpuBlock& b, const float* h, int n) {
     linears({{&d, as_f(delta_)}}, as_f(gate_), as_f(up_), n);
 }
 
+bool GpuRunner::norm_linears(std::initializer_list<Out> outs, float* x_in, const float* delta, const DevicePtr& norm_w, float* x_out) {
+    const Out* o = outs.begin();
+    const int k = int(outs.size());
+    const GpuLinear& l0 = *o[0].l;
+    if (k > 3 || l0.dense()) return false;
+    for (int j = 0; j < k; ++j)  // one launch: every weight of the same key, none act-ordered
+        if (o[j].l->key != l0.key || o[j].l->perm) return false;
+    if (!prepare_act_norm(*act_, x_in, delta, as_f(norm_w), float(c_.rms_eps), x_out, l0.cols, l0.group, *l0.w)) return false;
+    const GpuWeight* ws[3];
+    float* ys[3];
+    for (int j = 0; j < k; ++j) ws[j] = o[j].l->w.get(), ys[j] = o[j].y;
+    gemv_multi(ws, ys, k, act_.get(), x_in, 1, s_);
+    for (int j = 0; j < k; ++j)
+        if (o[j].l->bias) add_bias(ys[j], as_f(o[j].l->bias), 1, int(o[j].l->rows), s_);
+    return true;
+}
+
+bool GpuRunner::norm_mlp(const GpuBlock& b, float* x_in, const float* delta, float* x_out) {
+    const GpuLinear &g = b.gate, &u = b.up, &d = b.down;
+    if (g.dense() || g.key != u.key || g.bias || u.bias || g.perm || u.perm || d.dense() || d.perm) return false;
+    if (!prepare_act_norm(*act_, x_in, delta, as_f(b.ffn_norm), float(c_.rms_eps), x_out, g.cols, g.group, *g.w)) return false;
+    const GpuWeight* ws[2] = {g.w.get(), u.w.get()};
+    float* ys[2] = {as_f(gate_), as_f(up_)};
+    gemv_multi_prep(ws, ys, 2, act_.get(), x_in, 1, s_, NextAct{act2_.get(), d.w.get(), 0, 1, false});
+    gemv(*d.w, act2_.get(), as_f(gate_), 1, as_f(delta_), s_);
+    if (d.bias) add_bias(as_f(delta_), as_f(d.bias), 1, int(d.rows), s_);
+    return true;
+}
+
 void GpuRunner::layers(int n, Pos pos) {
     const int H = int(c_.hidden), hd = int(c_.head_dim);
     const float eps = float(c_.rms_eps);
     const int64_t layer_kv = capacity_ * c_.kv_dim();
     float *x = as_f(x_), *h = as_f(h_), *delta = as_f(delta_);
+    // One token's residual stream alternates between x_ and x2_ where a GEMV fuses the add and the norm (the
+    // GEMV's other blocks still read the old x while the first tile stores the new one).
+    float *cur = x, *alt = as_f(x2_);
     for (size_t l = 0; l < g_.blocks.size(); ++l) {
         const GpuBlock& b = g_.blocks[l];
-        add_rmsnorm(x, l == 0 ? nullptr : delta, as_f(b.attn_norm), n, H, eps, h, s_);  // x += previous FFN
-        linears({{&b.q, as_f(q_)}, {&b.k, as_f(k_)}, {&b.v, as_f(v_)}}, h, nullptr, n);
+        const float* prev = l == 0 ? nullptr : delta;  // x += previous FFN
+        if (n == 1 && norm_linears({{&b.q, as_f(q_)}, {&b.k, as_f(k_)}, {&b.v, as_f(v_)}}, cur, prev, b.attn_norm, alt)) {
+            std::swap(cur, alt);
+        } else {
+            add_rmsnorm(cur, prev, as_f(b.attn_norm), n, H, eps, h, s_);
+            linears({{&b.q, as_f(q_)}, {&b.k, as_f(k_)}, {&b.v, as_f(v_)}}, h, nullptr, n);
+        }
         QkvArgs qa{as_f(q_), as_f(k_), as_f(v_), as_f(b.q_norm), as_f(b.k_norm), as_f(cos_), as_f(sin_),
                    as_f(kc_) + l * layer_kv, as_f(vc_) + l * layer_kv, n, int(c_.n_heads), int(c_.n_kv_heads), hd, eps, pos};
         qk_norm_rope_store(qa, s_);
@@ -215,9 +258,15 @@ void GpuRunner::layers(int n, Pos pos) {
         if (n == 1) attention_decode(aa, as_f(scratch_), s_);
         else attention_prefill(aa, s_);
         linears({{&b.o, delta}}, as_f(attn_), nullptr, n);
-        add_rmsnorm(x, delta, as_f(b.ffn_norm), n, H, eps, h, s_);  // x += attention
-        mlp(b, h, n);
+        if (n == 1 && norm_mlp(b, cur, delta, alt)) {  // x += attention
+            std::swap(cur, alt);
+        } else {
+            add_rmsnorm(cur, delta, as_f(b.ffn_norm), n, H, eps, h, s_);
+            mlp(b, h, n);
+        }
     }
+    // head() and the next step read x_ (an odd number of fused norms leaves the stream in x2_).
+    if (cur != x) CK(cudaMemcpyAsync(x, cur, size_t(H) * 4, cudaMemcpyDeviceToDevice, s_));
 }
 
 // logits[rows × vocab] = lm_head(final_norm(x_rows + delta_rows)): x_rows/delta_rows are the last `rows`
