@@ -96,7 +96,7 @@ enum class TritplaneGemvVariant {
     Int8Superblocks,   // row by row, 16 (group, plane) segments of 8 groups as the lanes (kernel order)
     Int8RowBlocksCmp,  // 16-row blocks, one lane per row; digits by the add/compare recurrence
     Int8RowBlocksLut,  // 16-row blocks; digits by 256-entry vpermi2b lookups
-    Int8RowBlocksLut7, // 16-row blocks recoded (kernels/cpu/tritplane_recode.hpp): one 128-entry lookup per digit
+    Int8RowBlocksLut7, // 16-row blocks recoded (kernels/cpu/tritplane_recode.hpp): three 128-entry lookups per 5 digits
 };
 void set_tritplane_gemv_variant(TritplaneGemvVariant v);
 TritplaneGemvVariant tritplane_gemv_variant();

@@ -182,15 +182,22 @@ void block(const TritBlocks& w, const TritBlockAct& a, const Dec& dec, int64_t b
             }
         }
         if constexpr (Q::U == 2) {
-            // Extra words of two groups (odd E): a lane can feed two segments, added after the fold.
+            // Extra words of two groups (odd E): a lane can feed two segments, added after the fold, odd digits
+            // into a second accumulator per segment (two chains, not one of up to 15).
+            __m512i odd[Q::S];
+            for (auto& v : odd) v = _mm512_setzero_si512();
 #pragma GCC unroll 3
             for (int wd = 0; wd < Q::W; ++wd) {
                 __m512i e[5];
                 dec.decode_exact(_mm512_loadu_si512(p + (Q::S * Q::M4 + wd) * 64), e);
                 for (int k = 0; k < 5; ++k)
                     for (int sg = 0; sg < Q::S; ++sg)
-                        if (Q::touches(wd, sg)) seg[sg] = _mm512_dpbusd_epi32(seg[sg], e[k], _mm512_set1_epi32(xe[(wd * 5 + k) * Q::S + sg]));
+                        if (Q::touches(wd, sg)) {
+                            __m512i& acc = k % 2 ? odd[sg] : seg[sg];
+                            acc = _mm512_dpbusd_epi32(acc, e[k], _mm512_set1_epi32(xe[(wd * 5 + k) * Q::S + sg]));
+                        }
             }
+            for (int sg = 0; sg < Q::S; ++sg) seg[sg] = _mm512_add_epi32(seg[sg], odd[sg]);
         }
         const uint8_t* sc = p + (Q::S * Q::M4 + Q::W) * 64;
         for (int s = 0; s < Q::S; ++s) {

@@ -114,7 +114,10 @@ void tritplane_build_xext(const TritBlocks& b, const int8_t* xq, int32_t* xext);
 //   Cmp (P5):  m ← 3m by two byte adds, u = [m ≥ 86] + [m ≥ 171] by two compares and two masked moves: 28;
 //   Lut (P5):  u_k = T_k[v], 256-entry tables: two vpermi2b (bytes 0–127, 128–255) and a blend on the top
 //              bit (one vpmovb2m per vector): 16;
-//   Lut7 (the Lut7 code): one vpermi2b per digit on c, c >> 1 or avg(c, 0): 7.
+//   Lut7 (the Lut7 code): one vpermi2b per index c, c >> 1, avg(c, 0), the first two giving two digits each
+//              (split by an AND): 9, of which 3 on the shuffle pipes that vpdpbusd also needs.
+// The block kernel runs the two planes of a group together (ten vpdpbusd chains: one plane's five were
+// latency-bound).
 void tritplane_gemv_blocks_cmp_avx512(const TritBlocks& w, const TritBlockAct& a, int64_t b0, int64_t b1, float* y);
 void tritplane_gemv_blocks_lut_avx512(const TritBlocks& w, const TritBlockAct& a, int64_t b0, int64_t b1, float* y);
 void tritplane_gemv_blocks_lut7_avx512(const TritBlocks& w, const TritBlockAct& a, int64_t b0, int64_t b1, float* y);
