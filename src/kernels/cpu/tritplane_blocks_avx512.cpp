@@ -82,7 +82,7 @@ struct LutDecoder {
 // Digits of the Lut7 code (tritplane_recode.hpp): digits 0 and 1 are functions of the low 7 bits of c, 2 and 3
 // of c >> 1 (vpsrlw moves bit 0 of the next byte into bit 7, which vpermi2b ignores), 4 of avg(c, 0) =
 // (c + 1) >> 1. One 128-entry vpermi2b per index, not per digit: the first two tables hold u₀ + 4·u₁ and
-// u₂ + 4·u₃, and an AND keeps one digit in place — digits 1 and 3 arrive as 4·u (kScale), which the
+// u₂ + 4·u₃, and an AND keeps one digit in place — digits 1 and 3 arrive as 4·u (kScaleShift), which the
 // kernel removes exactly from their int32 sums. Three lookups and six ALU ops per 64 bytes instead of five
 // lookups and two: on Zen 5 vpermi2b and vpdpbusd share two pipes, the ANDs have four (1.18× L2-hot,
 // docs/formats.md).
@@ -115,7 +115,7 @@ struct Lut7Decoder {
         u[3] = _mm512_and_si512(d23, hi);
         u[4] = _mm512_permutex2var_epi8(t[2][0], _mm512_avg_epu8(c, _mm512_setzero_si512()), t[2][1]);
     }
-    // The digits themselves (for the extra words, whose sums share one accumulator): 4·u >> 2 per 16-bit
+    // The digits themselves (for the extra words at g32/g64, added after the fold): 4·u >> 2 per 16-bit
     // lane cannot take a bit from the neighbouring byte, whose low two bits are zero after the AND.
     PLANEQ_AI void decode_exact(__m512i c, __m512i* u) const {
         decode(c, u);

@@ -95,18 +95,12 @@ double log_sum_exp_avx512(const float* x, int64_t n) {
 // exp512 clamps −g to [−87.3, 88.4]: for g > 87.3 the exp is 0 and the result g·up, for g < −88.4 the
 // quotient is below 1e-36 (libm's is 0 or a denormal): both agree with the scalar loop to its rounding.
 void silu_mul_avx512(float* g, const float* up, int64_t n) {
-    const __m512 one = _mm512_set1_ps(1.0f);
+    auto silu = [](__m512 x) { return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), exp512(_mm512_sub_ps(_mm512_setzero_ps(), x)))); };
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m512 x = _mm512_loadu_ps(g + i);
-        const __m512 s = _mm512_div_ps(x, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
-        _mm512_storeu_ps(g + i, _mm512_mul_ps(s, _mm512_loadu_ps(up + i)));
-    }
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(g + i, _mm512_mul_ps(silu(_mm512_loadu_ps(g + i)), _mm512_loadu_ps(up + i)));
     if (i < n) {
         const __mmask16 m = __mmask16((1u << (n - i)) - 1);
-        const __m512 x = _mm512_maskz_loadu_ps(m, g + i);
-        const __m512 s = _mm512_div_ps(x, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
-        _mm512_mask_storeu_ps(g + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, up + i)));
+        _mm512_mask_storeu_ps(g + i, m, _mm512_mul_ps(silu(_mm512_maskz_loadu_ps(m, g + i)), _mm512_maskz_loadu_ps(m, up + i)));
     }
 }
 

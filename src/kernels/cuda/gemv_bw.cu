@@ -662,7 +662,7 @@ bool gemv_bw_pair(const GpuWeight* const* w, float* const* y, int n, const ActBu
     launch(L, wg.group, wg.fmt, 4, 1, s);
     a.cols_pad = nw.supers * kSuperCols, a.cols = rows, a.batch = 1, a.group = nw.group, a.rms_norm = next.rms_norm;
     a.i8_bits = 0, a.bw = true, a.bw_preq = true, a.bw_ga = L.pair.ga, a.bw_x = nullptr, a.bw_up = nullptr;
-    a.bw_delta = nullptr, a.bw_norm_w = nullptr, a.bw_x_out = nullptr, a.bw_eps = 1e-5f;
+    a.clear_bw_norm();
     return true;
 }
 

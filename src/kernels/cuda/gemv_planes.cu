@@ -449,7 +449,7 @@ void prepare_act(ActBuffer& a, const float* x, const float* up, int64_t cols, in
     if (for_weight && bw_decode_path(*for_weight, batch)) {  // nothing to launch: the GEMV quantizes x itself
         if (for_weight->group != group) fail("cuda prepare_act: group differs from the weight's");
         a.bw = true, a.bw_x = x, a.bw_up = up;
-        a.bw_delta = nullptr, a.bw_norm_w = nullptr, a.bw_x_out = nullptr, a.bw_eps = 1e-5f;
+        a.clear_bw_norm();
         return;
     }
     if (for_weight && int8_decode_path(*for_weight, batch)) {

@@ -93,6 +93,7 @@ struct ActBuffer {
     const float* bw_norm_w = nullptr;
     float* bw_x_out = nullptr;
     float bw_eps = 1e-5f;
+    void clear_bw_norm() { bw_delta = nullptr, bw_norm_w = nullptr, bw_x_out = nullptr, bw_eps = 1e-5f; }
     // ...unless a paired gate/up launch quantized silu(gate)·up for it in its epilogue (gemv_bw_pair): bw_preq, in
     // bwq (h, l int8 [max_cols] each, records (s/254, Σ(254h + l)) [max_cols / 32], Σ x² [max_cols / 64]), groups
     // of bw_ga columns.

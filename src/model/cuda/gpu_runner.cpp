@@ -62,6 +62,8 @@ private:
     // MLP, v = x_in + delta stored to x_out. False, with nothing enqueued, where the bw path does not take them.
     bool norm_linears(std::initializer_list<Out> outs, float* x_in, const float* delta, const DevicePtr& norm_w, float* x_out);
     bool norm_mlp(const GpuBlock& b, float* x_in, const float* delta, float* x_out);
+    bool mlp_pairs(const GpuBlock& b) const;             // gate/up/down fit mlp_from_act
+    void mlp_from_act(const GpuBlock& b, const float* x, int n);
     void layers(int n, Pos pos);                       // x ← the blocks over n tokens (embedded in x)
     void head(int rows, const float* x_rows, float* out);  // out[rows × vocab] from the final norm of x_rows
     void prefill(std::span<const int32_t> tokens, Logits want);
@@ -191,17 +193,28 @@ void GpuRunner::linears(std::initializer_list<Out> outs, const float* x, const f
 // prep kernel goes where the fusion applies, docs/cuda.md); otherwise two `linears`.
 void GpuRunner::mlp(const GpuBlock& b, const float* h, int n) {
     const GpuLinear &g = b.gate, &u = b.up, &d = b.down;
-    if (n <= 4 && !g.dense() && g.key == u.key && !g.bias && !u.bias && !g.perm && !u.perm && !d.dense() && !d.perm) {
-        const GpuWeight* ws[2] = {g.w.get(), u.w.get()};
-        float* ys[2] = {as_f(gate_), as_f(up_)};
+    if (n <= 4 && mlp_pairs(b)) {
         prepare_act(*act_, h, nullptr, g.cols, n, g.group, s_, false, g.w.get());
-        gemv_multi_prep(ws, ys, 2, act_.get(), h, n, s_, NextAct{act2_.get(), d.w.get(), 0, 1, false});
-        gemv(*d.w, act2_.get(), as_f(gate_), n, as_f(delta_), s_);
-        if (d.bias) add_bias(as_f(delta_), as_f(d.bias), n, int(d.rows), s_);
+        mlp_from_act(b, h, n);
         return;
     }
     linears({{&g, as_f(gate_)}, {&u, as_f(up_)}}, h, nullptr, n);
     linears({{&d, as_f(delta_)}}, as_f(gate_), as_f(up_), n);
+}
+
+bool GpuRunner::mlp_pairs(const GpuBlock& b) const {
+    const GpuLinear &g = b.gate, &u = b.up, &d = b.down;
+    return !g.dense() && g.key == u.key && !g.bias && !u.bias && !g.perm && !u.perm && !d.dense() && !d.perm;
+}
+
+// gate/up from act_ (prepared from x), then down of silu(gate) ⊙ up into delta_.
+void GpuRunner::mlp_from_act(const GpuBlock& b, const float* x, int n) {
+    const GpuLinear &g = b.gate, &u = b.up, &d = b.down;
+    const GpuWeight* ws[2] = {g.w.get(), u.w.get()};
+    float* ys[2] = {as_f(gate_), as_f(up_)};
+    gemv_multi_prep(ws, ys, 2, act_.get(), x, n, s_, NextAct{act2_.get(), d.w.get(), 0, 1, false});
+    gemv(*d.w, act2_.get(), as_f(gate_), n, as_f(delta_), s_);
+    if (d.bias) add_bias(as_f(delta_), as_f(d.bias), n, int(d.rows), s_);
 }
 
 bool GpuRunner::norm_linears(std::initializer_list<Out> outs, float* x_in, const float* delta, const DevicePtr& norm_w, float* x_out) {
@@ -222,14 +235,10 @@ bool GpuRunner::norm_linears(std::initializer_list<Out> outs, float* x_in, const
 }
 
 bool GpuRunner::norm_mlp(const GpuBlock& b, float* x_in, const float* delta, float* x_out) {
-    const GpuLinear &g = b.gate, &u = b.up, &d = b.down;
-    if (g.dense() || g.key != u.key || g.bias || u.bias || g.perm || u.perm || d.dense() || d.perm) return false;
-    if (!prepare_act_norm(*act_, x_in, delta, as_f(b.ffn_norm), float(c_.rms_eps), x_out, g.cols, g.group, *g.w)) return false;
-    const GpuWeight* ws[2] = {g.w.get(), u.w.get()};
-    float* ys[2] = {as_f(gate_), as_f(up_)};
-    gemv_multi_prep(ws, ys, 2, act_.get(), x_in, 1, s_, NextAct{act2_.get(), d.w.get(), 0, 1, false});
-    gemv(*d.w, act2_.get(), as_f(gate_), 1, as_f(delta_), s_);
-    if (d.bias) add_bias(as_f(delta_), as_f(d.bias), 1, int(d.rows), s_);
+    const GpuLinear& g = b.gate;
+    if (!mlp_pairs(b) || !prepare_act_norm(*act_, x_in, delta, as_f(b.ffn_norm), float(c_.rms_eps), x_out, g.cols, g.group, *g.w))
+        return false;
+    mlp_from_act(b, x_in, 1);
     return true;
 }
 
