@@ -114,7 +114,7 @@ struct Runtime {
     std::vector<uint8_t> zeros;        // [rows × ngroups]
     std::vector<int32_t> perm;         // g_idx only: kernel column k ← original column perm[k]
     std::vector<uint8_t> qweight;      // g_idx only: codes in kernel column order
-    cpu::IntBlocks blocks;             // AVX-512: the 16-row block repack of the GEMV (empty otherwise)
+    cpu::IntBlocks blocks;             // AVX-512 / AVX2: the 16-row block repack of the GEMV (empty otherwise)
 };
 
 cpu::IntGroupView view_of(const PackedWeight& w, const Runtime& rt, bool kernel_order);
@@ -147,7 +147,7 @@ std::shared_ptr<Runtime> build_runtime(const PackedWeight& w) {
             }
         }
     }
-    if (simd_level() == SimdLevel::Avx512 && cpu::int_blocks_supported(bits, w.params.group))
+    if ((simd_level() == SimdLevel::Avx512 || simd_level() == SimdLevel::Avx2) && cpu::int_blocks_supported(bits, w.params.group))
         rt->blocks = cpu::int_group_to_blocks(view_of(w, *rt, true));
     return rt;
 }
@@ -302,10 +302,11 @@ void gemv(const PackedWeight& w, const float* x, float* y) {
     a.d = buf.d.data();
     a.dexp = buf.dexp.data();
     a.zsum = buf.zsum.data();
-    if (row_blocks && level == SimdLevel::Avx512 && !rt->blocks.bytes.empty()) {
+    if (row_blocks && (level == SimdLevel::Avx512 || level == SimdLevel::Avx2) && !rt->blocks.bytes.empty()) {
         const cpu::IntBlocks& blocks = rt->blocks;
         const int64_t nb = blocks.nblocks;
-        parallel_stream(nb, 2, [&](int64_t lo, int64_t hi) { cpu::int_group_gemv_blocks_avx512(blocks, a, lo, hi, y); });
+        auto kernel = level == SimdLevel::Avx512 ? &cpu::int_group_gemv_blocks_avx512 : &cpu::int_group_gemv_blocks_avx2;
+        parallel_stream(nb, 2, [&](int64_t lo, int64_t hi) { kernel(blocks, a, lo, hi, y); });
         return;
     }
     auto kernel = level == SimdLevel::Avx512 ? &cpu::int_group_gemv_rows_avx512

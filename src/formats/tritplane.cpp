@@ -165,10 +165,17 @@ void dequantize_block(const PackedWeight& w, int64_t r0, int64_t nr, int64_t c0,
 
 std::atomic<int> g_variant{int(TritplaneGemvVariant::Int8RowBlocksLut7)};
 
-bool wants_lut7(TritplaneGemvVariant v) { return v == TritplaneGemvVariant::Int8RowBlocksLut7; }
+// Where the row-block variants run: AVX-512 (Cmp, Lut or Lut7 as set) and AVX2 (every row-block variant runs
+// its one kernel, Cmp on P5 bytes: without 128-entry byte lookups the Lut codes do not pay).
+bool runs_blocks(SimdLevel level, TritplaneGemvVariant v) {
+    return (level == SimdLevel::Avx512 || level == SimdLevel::Avx2) && v != TritplaneGemvVariant::Int8Superblocks;
+}
+bool wants_lut7(SimdLevel level, TritplaneGemvVariant v) {
+    return level == SimdLevel::Avx512 && v == TritplaneGemvVariant::Int8RowBlocksLut7;
+}
 
-// The 16-row block repack of the row-block variants, built by prepare() where AVX-512 runs them, in the
-// byte code of the variant set then; on the fly (slowly) for a weight without it or with the other code.
+// The 16-row block repack of the row-block variants, built by prepare() where they run, in the byte code of
+// the variant and level set then; on the fly (slowly) for a weight without it or with the other code.
 std::shared_ptr<const cpu::TritBlocks> blocks_of(const PackedWeight& w, bool lut7) {
     if (w.runtime) {
         auto b = std::static_pointer_cast<const cpu::TritBlocks>(w.runtime);
@@ -179,8 +186,8 @@ std::shared_ptr<const cpu::TritBlocks> blocks_of(const PackedWeight& w, bool lut
 
 void prepare(PackedWeight& w) {
     const TritplaneGemvVariant v = tritplane_gemv_variant();
-    if (simd_level() == SimdLevel::Avx512 && v != TritplaneGemvVariant::Int8Superblocks)
-        w.runtime = std::make_shared<cpu::TritBlocks>(cpu::tritplane_to_blocks(view_of(w), wants_lut7(v)));
+    const SimdLevel level = simd_level();
+    if (runs_blocks(level, v)) w.runtime = std::make_shared<cpu::TritBlocks>(cpu::tritplane_to_blocks(view_of(w), wants_lut7(level, v)));
 }
 
 struct ActBuffers {
@@ -201,8 +208,8 @@ void gemv(const PackedWeight& w, const float* x, float* y) {
     else if (level == SimdLevel::Avx2) cpu::int_group_quantize_act_avx2(x, cols, v.group, buf.xq.data(), buf.d.data(), buf.sx.data());
     else cpu::int_group_quantize_act_scalar(x, cols, v.group, buf.xq.data(), buf.d.data(), buf.sx.data());
     const TritplaneGemvVariant variant = tritplane_gemv_variant();
-    if (level == SimdLevel::Avx512 && variant != TritplaneGemvVariant::Int8Superblocks) {
-        const auto blocks = blocks_of(w, wants_lut7(variant));
+    if (runs_blocks(level, variant)) {
+        const auto blocks = blocks_of(w, wants_lut7(level, variant));
         buf.xext.resize(cpu::tritplane_xext_entries(*blocks));
         cpu::tritplane_build_xext(*blocks, buf.xq.data(), buf.xext.data());
         cpu::TritBlockAct a;
@@ -210,7 +217,8 @@ void gemv(const PackedWeight& w, const float* x, float* y) {
         a.xext = buf.xext.data();
         a.d = buf.d.data();
         a.sx = buf.sx.data();
-        auto kernel = variant == TritplaneGemvVariant::Int8RowBlocksCmp ? &cpu::tritplane_gemv_blocks_cmp_avx512
+        auto kernel = level == SimdLevel::Avx2                             ? &cpu::tritplane_gemv_blocks_cmp_avx2
+                      : variant == TritplaneGemvVariant::Int8RowBlocksCmp ? &cpu::tritplane_gemv_blocks_cmp_avx512
                       : variant == TritplaneGemvVariant::Int8RowBlocksLut ? &cpu::tritplane_gemv_blocks_lut_avx512
                                                                           : &cpu::tritplane_gemv_blocks_lut7_avx512;
         const int64_t nb = blocks->nblocks;

@@ -107,10 +107,12 @@ struct IntBlocks {
     int64_t code_bytes() const { return ngroups * group_code_bytes(); }
     int64_t block_bytes() const { return code_bytes() + ngroups * 48; }
 };
-// Whether the row-block kernel handles these parameters (AVX-512, activations per group).
+// Whether the row-block kernels handle these parameters (AVX-512 or AVX2, activations per group).
 inline bool int_blocks_supported(int bits, int group) { return bits >= 2 && bits <= 4 && group >= 32; }
 IntBlocks int_group_to_blocks(const IntGroupView& w);  // the repack (portable), kernel column order
 // y[r] for the rows of blocks [b0, b1); a.block must be the group size.
 void int_group_gemv_blocks_avx512(const IntBlocks& w, const Int8Act& a, int64_t b0, int64_t b1, float* y);
+// The same on AVX2 (two 8-row halves, vpmaddubsw into int16 pair sums widened before they can overflow).
+void int_group_gemv_blocks_avx2(const IntBlocks& w, const Int8Act& a, int64_t b0, int64_t b1, float* y);
 
 }  // namespace planeq::cpu

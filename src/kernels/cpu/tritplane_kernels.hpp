@@ -118,6 +118,9 @@ void tritplane_build_xext(const TritBlocks& b, const int8_t* xq, int32_t* xext);
 //              (split by an AND): 9, of which 3 on the shuffle pipes that vpdpbusd also needs.
 // The block kernel runs the two planes of a group together (ten vpdpbusd chains: one plane's five were
 // latency-bound).
+// AVX2 (no VNNI, no byte lookups of 128 entries): the Cmp decode on P5 blocks, in two 256-bit halves, vpmaddubsw
+// into int16 pair sums widened once per group (39 ALU instructions per 32 bytes; tritplane_blocks_avx2.cpp).
+void tritplane_gemv_blocks_cmp_avx2(const TritBlocks& w, const TritBlockAct& a, int64_t b0, int64_t b1, float* y);
 void tritplane_gemv_blocks_cmp_avx512(const TritBlocks& w, const TritBlockAct& a, int64_t b0, int64_t b1, float* y);
 void tritplane_gemv_blocks_lut_avx512(const TritBlocks& w, const TritBlockAct& a, int64_t b0, int64_t b1, float* y);
 void tritplane_gemv_blocks_lut7_avx512(const TritBlocks& w, const TritBlockAct& a, int64_t b0, int64_t b1, float* y);
