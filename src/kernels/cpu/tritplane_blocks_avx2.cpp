@@ -26,15 +26,6 @@ namespace {
 constexpr int64_t kPrefetchBytes = 4096;  // as the AVX-512 block kernels
 constexpr int kMaxProducts = 64;          // int16 products a sum can take before widening (64 · 508 < 32768)
 
-// The geometry of formats/tritplane.hpp and of the block layout, at compile time (as the AVX-512 kernel's).
-template <int G>
-struct Geo {
-    static constexpr int F = G / 5, nb = F + (G % 5 > 0 ? 1 : 0), M = 4 * (F / 4), E = nb - M, M4 = M / 4;
-    static constexpr int U = E % 2 == 0 ? 1 : 2, S = 2 * U, W = (2 * U * E + 3) / 4;
-    static constexpr int64_t unit_bytes = S * M4 * 64 + W * 64 + S * 32;
-    static constexpr bool touches(int w, int s) { return 4 * w < (s + 1) * E && s * E < 4 * w + 4; }
-};
-
 PLANEQ_AI __m256i bcast_quad(const void* x) {
     int32_t v;
     std::memcpy(&v, x, 4);
@@ -53,36 +44,25 @@ struct Consts {
     }
 };
 
-PLANEQ_AI void digits5(const Consts& c, __m256i m, const __m256i* quad, __m256i& s16) {
-    const __m256i lo = c.lo, hi = c.hi, zero = c.zero;
+// The five digits of 32 P5 bytes against N sets of five activation quads, into N int16 pair sums: the main
+// bytes have one set; an extra word's lanes can feed two segments (quads zero outside each), and use[n]
+// skips a segment the word holds no byte of. One decode for all N.
+template <int N>
+PLANEQ_AI void digits5(const Consts& c, __m256i m, const __m256i (&quad)[N][5], const bool (&use)[N], __m256i* (&s16)[N]) {
     __m256i t = _mm256_xor_si256(m, c.top);
 #pragma GCC unroll 5
     for (int k = 0; k < 5; ++k) {
         if (k) t = _mm256_add_epi8(_mm256_add_epi8(t, t), t);
-        const __m256i u = _mm256_sub_epi8(_mm256_sub_epi8(zero, _mm256_cmpgt_epi8(t, lo)), _mm256_cmpgt_epi8(t, hi));
-        s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(u, quad[k]));
+        const __m256i u = _mm256_sub_epi8(_mm256_sub_epi8(c.zero, _mm256_cmpgt_epi8(t, c.lo)), _mm256_cmpgt_epi8(t, c.hi));
+        for (int n = 0; n < N; ++n)
+            if (use[n]) *s16[n] = _mm256_add_epi16(*s16[n], _mm256_maddubs_epi16(u, quad[n][k]));
     }
 }
-
-// The same for 32 bytes of extra words whose lanes feed two segments: one decode, the products of segment s
-// (quads zero outside it) into e_s, where the word holds bytes of s at all.
-PLANEQ_AI void digits5x2(const Consts& c, __m256i m, const __m256i (&quad)[2][5], bool use0, bool use1, __m256i& e0, __m256i& e1) {
-    const __m256i lo = c.lo, hi = c.hi, zero = c.zero;
-    __m256i t = _mm256_xor_si256(m, c.top);
-#pragma GCC unroll 5
-    for (int k = 0; k < 5; ++k) {
-        if (k) t = _mm256_add_epi8(_mm256_add_epi8(t, t), t);
-        const __m256i u = _mm256_sub_epi8(_mm256_sub_epi8(zero, _mm256_cmpgt_epi8(t, lo)), _mm256_cmpgt_epi8(t, hi));
-        if (use0) e0 = _mm256_add_epi16(e0, _mm256_maddubs_epi16(u, quad[0][k]));
-        if (use1) e1 = _mm256_add_epi16(e1, _mm256_maddubs_epi16(u, quad[1][k]));
-    }
-}
-
 PLANEQ_AI __m256i widen(__m256i s16) { return _mm256_madd_epi16(s16, _mm256_set1_epi16(1)); }
 
 template <int G>
 void block(const TritBlocks& w, const TritBlockAct& a, int64_t blk, float* y) {
-    using Q = Geo<G>;
+    using Q = TritBlockGeo<G>;
     static_assert(5 * Q::M4 <= kMaxProducts && 5 * Q::W <= kMaxProducts, "a segment's main or extra products fit int16");
     constexpr bool extras_join_main = Q::U == 1 && 5 * (Q::M4 + Q::W) <= kMaxProducts;
     const uint8_t* p = w.bytes.data() + blk * w.block_bytes();
@@ -105,11 +85,13 @@ void block(const TritBlocks& w, const TritBlockAct& a, int64_t blk, float* y) {
             for (auto& pl : s16)
                 for (auto& v : pl) v = _mm256_setzero_si256();
             for (int v = 0; v < Q::M4; ++v) {
-                __m256i quad[5];
-                for (int k = 0; k < 5; ++k) quad[k] = bcast_quad(xg + Q::M * k + 4 * v);
+                __m256i quad[1][5];
+                for (int k = 0; k < 5; ++k) quad[0][k] = bcast_quad(xg + Q::M * k + 4 * v);
                 for (int pl = 0; pl < 2; ++pl)
-                    for (int half = 0; half < 2; ++half)
-                        digits5(c, load32(p + ((2 * h + pl) * Q::M4 + v) * 64 + 32 * half), quad, s16[pl][half]);
+                    for (int half = 0; half < 2; ++half) {
+                        __m256i* acc[1] = {&s16[pl][half]};
+                        digits5<1>(c, load32(p + ((2 * h + pl) * Q::M4 + v) * 64 + 32 * half), quad, {true}, acc);
+                    }
             }
             __m256i s32[2][2];
             if constexpr (Q::U == 1) {
@@ -126,8 +108,8 @@ void block(const TritBlocks& w, const TritBlockAct& a, int64_t blk, float* y) {
                         __m256i quad[2][5];
                         for (int sg = 0; sg < 2; ++sg)
                             for (int k = 0; k < 5; ++k) quad[sg][k] = _mm256_set1_epi32(xe[(wd * 5 + k) * Q::S + sg]);
-                        digits5x2(c, load32(p + (Q::S * Q::M4 + wd) * 64 + 32 * half), quad, Q::touches(wd, 0), Q::touches(wd, 1),
-                                  e16[0][half], e16[1][half]);
+                        __m256i* acc[2] = {&e16[0][half], &e16[1][half]};
+                        digits5<2>(c, load32(p + (Q::S * Q::M4 + wd) * 64 + 32 * half), quad, {Q::touches(wd, 0), Q::touches(wd, 1)}, acc);
                     }
                 for (int pl = 0; pl < 2; ++pl)
                     for (int half = 0; half < 2; ++half) s32[pl][half] = _mm256_add_epi32(s32[pl][half], widen(e16[pl][half]));
@@ -148,9 +130,12 @@ void block(const TritBlocks& w, const TritBlockAct& a, int64_t blk, float* y) {
                 __m256i e16[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
                 for (int wd = 0; wd < Q::W; ++wd)
                     if (Q::touches(wd, sg)) {
-                        __m256i quad[5];
-                        for (int k = 0; k < 5; ++k) quad[k] = _mm256_set1_epi32(xe[(wd * 5 + k) * Q::S + sg]);
-                        for (int half = 0; half < 2; ++half) digits5(c, load32(p + (Q::S * Q::M4 + wd) * 64 + 32 * half), quad, e16[half]);
+                        __m256i quad[1][5];
+                        for (int k = 0; k < 5; ++k) quad[0][k] = _mm256_set1_epi32(xe[(wd * 5 + k) * Q::S + sg]);
+                        for (int half = 0; half < 2; ++half) {
+                            __m256i* acc[1] = {&e16[half]};
+                            digits5<1>(c, load32(p + (Q::S * Q::M4 + wd) * 64 + 32 * half), quad, {true}, acc);
+                        }
                     }
                 for (int half = 0; half < 2; ++half) {
                     __m256i* s = reinterpret_cast<__m256i*>(seg[sg] + 8 * half);

@@ -22,17 +22,6 @@ namespace {
 // Prefetch distance in the block's byte stream (as the int and bitplane block kernels).
 constexpr int64_t kPrefetchBytes = 4096;
 
-// The geometry of formats/tritplane.hpp and of the block layout, at compile time.
-template <int G>
-struct Geo {
-    static constexpr int F = G / 5, nb = F + (G % 5 > 0 ? 1 : 0), M = 4 * (F / 4), E = nb - M, M4 = M / 4;
-    static constexpr int U = E % 2 == 0 ? 1 : 2, S = 2 * U, W = (2 * U * E + 3) / 4;
-    static constexpr int64_t unit_bytes = S * M4 * 64 + W * 64 + S * 32;
-    // Whether extra word w holds a byte of segment s (its bytes are positions 4w … 4w + 3 of the row's
-    // extra sequence; segment s owns positions s·E … s·E + E − 1).
-    static constexpr bool touches(int w, int s) { return 4 * w < (s + 1) * E && s * E < 4 * w + 4; }
-};
-
 PLANEQ_AI __m512i bcast_quad(const void* x) {
     int32_t v;
     std::memcpy(&v, x, 4);
@@ -126,7 +115,7 @@ struct Lut7Decoder {
 
 template <int G, class Dec>
 void block(const TritBlocks& w, const TritBlockAct& a, const Dec& dec, int64_t blk, float* y) {
-    using Q = Geo<G>;
+    using Q = TritBlockGeo<G>;
     const uint8_t* p = w.bytes.data() + blk * w.block_bytes();
     alignas(64) __m512 o[16];
     for (auto& v : o) v = _mm512_setzero_ps();

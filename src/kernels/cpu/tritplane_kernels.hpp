@@ -100,6 +100,19 @@ struct TritBlocks {
 };
 TritBlocks tritplane_to_blocks(const TritplaneView& w, bool lut7);  // the repack (portable)
 
+// The block geometry at compile time, for the block kernels (tritplane_blocks_avx512.cpp, _avx2.cpp): per group F
+// whole bytes of 5 trits, nb stored bytes, M main bytes (a multiple of 4), E extra bytes; a unit of U groups
+// has S = 2U segments and W extra words.
+template <int G>
+struct TritBlockGeo {
+    static constexpr int F = G / 5, nb = F + (G % 5 > 0 ? 1 : 0), M = 4 * (F / 4), E = nb - M, M4 = M / 4;
+    static constexpr int U = E % 2 == 0 ? 1 : 2, S = 2 * U, W = (2 * U * E + 3) / 4;
+    static constexpr int64_t unit_bytes = S * M4 * 64 + W * 64 + S * 32;
+    // Whether extra word w holds a byte of segment s (its bytes are positions 4w … 4w + 3 of the row's
+    // extra sequence; segment s owns positions s·E … s·E + E − 1).
+    static constexpr bool touches(int w, int s) { return 4 * w < (s + 1) * E && s * E < 4 * w + 4; }
+};
+
 struct TritBlockAct {
     const int8_t* xq = nullptr;     // [cols + 64], natural order
     const int32_t* xext = nullptr;  // [nunits][W][5][2U] activation quads of the extra words
