@@ -108,14 +108,17 @@ void dequantize_block(const PackedWeight& w, int64_t r0, int64_t nr, int64_t c0,
 
 std::atomic<int> g_variant{int(BitplaneGemvVariant::Int8RowBlocks)};
 
-// The 16-row block repack of kernel (d), built by prepare() where AVX-512 runs it (on the fly otherwise).
+// Where the row-block kernel runs: AVX-512 (every k) and AVX2 (the bit-slot layouts, k = 2 and 4).
+bool runs_blocks(SimdLevel level, int k) { return level == SimdLevel::Avx512 || (level == SimdLevel::Avx2 && (k == 2 || k == 4)); }
+
+// The 16-row block repack of kernel (d), built by prepare() where it runs (on the fly otherwise).
 std::shared_ptr<const cpu::BitplaneBlocks> blocks_of(const PackedWeight& w) {
     if (w.runtime) return std::static_pointer_cast<const cpu::BitplaneBlocks>(w.runtime);
     return std::make_shared<const cpu::BitplaneBlocks>(cpu::bitplane_to_blocks(view_of(w)));
 }
 
 void prepare(PackedWeight& w) {
-    if (simd_level() == SimdLevel::Avx512) w.runtime = std::make_shared<cpu::BitplaneBlocks>(cpu::bitplane_to_blocks(view_of(w)));
+    if (runs_blocks(simd_level(), w.params.bits)) w.runtime = std::make_shared<cpu::BitplaneBlocks>(cpu::bitplane_to_blocks(view_of(w)));
 }
 
 struct ActBuffers {
@@ -172,10 +175,11 @@ void gemv(const PackedWeight& w, const float* x, float* y) {
     a.sx = buf.sx.data();
     a.drep = buf.drep.data();
     a.sxe = buf.sxe.data();
-    if (level == SimdLevel::Avx512 && variant == BitplaneGemvVariant::Int8RowBlocks) {
+    if (runs_blocks(level, v.k) && variant == BitplaneGemvVariant::Int8RowBlocks) {
         const auto blocks = blocks_of(w);
         const int64_t nb = blocks->nblocks;
-        parallel_stream(nb, 2, [&](int64_t lo, int64_t hi) { cpu::bitplane_gemv_blocks_avx512(*blocks, a, lo, hi, y); });
+        auto kernel = level == SimdLevel::Avx512 ? &cpu::bitplane_gemv_blocks_avx512 : &cpu::bitplane_gemv_blocks_avx2;
+        parallel_stream(nb, 2, [&](int64_t lo, int64_t hi) { kernel(*blocks, a, lo, hi, y); });
         return;
     }
     auto kernel = level == SimdLevel::Avx512 ? &cpu::bitplane_gemv_rows_avx512

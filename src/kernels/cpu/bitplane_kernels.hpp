@@ -105,5 +105,8 @@ struct BitplaneBlocks {
 BitplaneBlocks bitplane_to_blocks(const BitplaneView& w);  // the repack (portable)
 // y[r] for the rows of blocks [b0, b1).
 void bitplane_gemv_blocks_avx512(const BitplaneBlocks& w, const BitplaneAct& a, int64_t b0, int64_t b1, float* y);
+// The same on AVX2 for the bit-slot layouts (k = 2, 4): two 8-row halves, (v >> slot) & 1 by a chained shift and
+// an AND, vpmaddubsw into int16 pair sums widened once per group (bitplane_blocks_avx2.cpp).
+void bitplane_gemv_blocks_avx2(const BitplaneBlocks& w, const BitplaneAct& a, int64_t b0, int64_t b1, float* y);
 
 }  // namespace planeq::cpu
