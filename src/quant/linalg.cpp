@@ -5,16 +5,35 @@
 extern "C" {
 void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info);
 void dpotri_(const char* uplo, const int* n, double* a, const int* lda, int* info);
+int openblas_get_num_threads(void);
+void openblas_set_num_threads(int);
 }
 
 namespace planeq {
+
+namespace {
+
+// OpenBLAS's threaded dpotrf/dpotri partition the work by its thread count, so their bits (and GPTQ's and
+// BPDQ's output) moved with `-t` on some machines (seen on a Zen 3 EPYC; Quantize.GptqBeatsRtnAtTwoBitsAndIsDeterministic
+// requires byte-identical tensors for any thread count). They run single-threaded here: the factorizations
+// are a small part of a layer next to the Hessians and the column passes.
+struct SingleThreadedBlas {
+    int saved = openblas_get_num_threads();
+    SingleThreadedBlas() { openblas_set_num_threads(1); }
+    ~SingleThreadedBlas() { openblas_set_num_threads(saved); }
+};
+
+}  // namespace
 
 // LAPACK is column-major: its lower triangle is our row-major upper triangle, so 'L' here yields the
 // row-major upper factor U with A = Uᵀ U.
 bool cholesky_upper(std::vector<double>& a, int64_t n) {
     const int nn = int(n);
     int info = 0;
-    dpotrf_("L", &nn, a.data(), &nn, &info);
+    {
+        const SingleThreadedBlas one;
+        dpotrf_("L", &nn, a.data(), &nn, &info);
+    }
     if (info < 0) fail("internal: dpotrf argument " + std::to_string(-info) + " invalid");
     if (info > 0) return false;
     for (int64_t i = 0; i < n; ++i)
@@ -25,7 +44,10 @@ bool cholesky_upper(std::vector<double>& a, int64_t n) {
 void inverse_from_cholesky(std::vector<double>& u, int64_t n) {
     const int nn = int(n);
     int info = 0;
-    dpotri_("L", &nn, u.data(), &nn, &info);
+    {
+        const SingleThreadedBlas one;
+        dpotri_("L", &nn, u.data(), &nn, &info);
+    }
     if (info != 0) fail("internal: dpotri failed (info " + std::to_string(info) + ")");
     for (int64_t i = 0; i < n; ++i)  // mirror the row-major upper triangle into the lower one
         for (int64_t j = 0; j < i; ++j) u[size_t(i * n + j)] = u[size_t(j * n + i)];

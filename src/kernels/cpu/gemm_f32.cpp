@@ -20,6 +20,28 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, cons
     else gemm_f32_openblas(M, N, K, A, lda, B, C, ldc, accumulate, threads, a_trans);
 }
 
+namespace {
+
+// C[:, n0 … n0 + 256) of op(A)·op(B) by one single-threaded sgemm a slice: OpenBLAS's own threading splits the
+// work by its thread count, so its sums moved with `-t`; fixed slices give the same bits for any team.
+void sgemm_slices(CBLAS_TRANSPOSE ta, bool b_rows_are_n, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                  const float* b, int64_t ldb, float beta, float* C, int64_t ldc, int threads) {
+    constexpr int64_t kSlice = 256;
+    const int64_t slices = (N + kSlice - 1) / kSlice;
+    const int saved = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+#pragma omp parallel for schedule(static) if (threads != 1 && slices > 1)
+    for (int64_t s = 0; s < slices; ++s) {
+        const int64_t n0 = s * kSlice, nn = std::min(kSlice, N - n0);
+        const float* bs = b_rows_are_n ? b + n0 * ldb : b + n0;
+        cblas_sgemm(CblasRowMajor, ta, b_rows_are_n ? CblasTrans : CblasNoTrans, int(M), int(nn), int(K), 1.0f, A, int(lda), bs,
+                    int(ldb), beta, C + n0, int(ldc));
+    }
+    openblas_set_num_threads(saved);
+}
+
+}  // namespace
+
 void gemm_f32_openblas(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const BOperand& B, float* C,
                        int64_t ldc, bool accumulate, int threads, bool a_trans) {
     const CBLAS_TRANSPOSE ta = a_trans ? CblasTrans : CblasNoTrans;
@@ -32,8 +54,7 @@ void gemm_f32_openblas(int64_t M, int64_t N, int64_t K, const float* A, int64_t 
             const int64_t n0 = i * step;
             B.block(B.ctx, n0, std::min(step, N - n0), 0, K, wf + n0 * K);
         });
-        cblas_sgemm(CblasRowMajor, ta, CblasTrans, int(M), int(N), int(K), 1.0f, A, int(lda), wf, int(K),
-                    accumulate ? 1.0f : 0.0f, C, int(ldc));
+        sgemm_slices(ta, true, M, N, K, A, lda, wf, K, accumulate ? 1.0f : 0.0f, C, ldc, threads);
         return;
     }
     if (B.dtype != DType::F32) {  // widen to f32 first: OpenBLAS has no bf16/f16 sgemm
@@ -46,8 +67,7 @@ void gemm_f32_openblas(int64_t M, int64_t N, int64_t K, const float* A, int64_t 
         b = wf;
         ldb = cols;
     }
-    cblas_sgemm(CblasRowMajor, ta, B.rows_are_n ? CblasTrans : CblasNoTrans, int(M), int(N), int(K), 1.0f, A,
-                int(lda), b, int(ldb), accumulate ? 1.0f : 0.0f, C, int(ldc));
+    sgemm_slices(ta, B.rows_are_n, M, N, K, A, lda, b, ldb, accumulate ? 1.0f : 0.0f, C, ldc, threads);
 }
 
 }  // namespace planeq::cpu
