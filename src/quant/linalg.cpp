@@ -1,29 +1,14 @@
 #include "quant/linalg.hpp"
 
+#include "core/blas_threads.hpp"
 #include "core/error.hpp"
 
 extern "C" {
 void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info);
 void dpotri_(const char* uplo, const int* n, double* a, const int* lda, int* info);
-int openblas_get_num_threads(void);
-void openblas_set_num_threads(int);
 }
 
 namespace planeq {
-
-namespace {
-
-// OpenBLAS's threaded dpotrf/dpotri partition the work by its thread count, so their bits (and GPTQ's and
-// BPDQ's output) moved with `-t` on some machines (seen on a Zen 3 EPYC; Quantize.GptqBeatsRtnAtTwoBitsAndIsDeterministic
-// requires byte-identical tensors for any thread count). They run single-threaded here: the factorizations
-// are a small part of a layer next to the Hessians and the column passes.
-struct SingleThreadedBlas {
-    int saved = openblas_get_num_threads();
-    SingleThreadedBlas() { openblas_set_num_threads(1); }
-    ~SingleThreadedBlas() { openblas_set_num_threads(saved); }
-};
-
-}  // namespace
 
 // LAPACK is column-major: its lower triangle is our row-major upper triangle, so 'L' here yields the
 // row-major upper factor U with A = Uᵀ U.

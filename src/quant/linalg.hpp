@@ -1,4 +1,4 @@
-// Dense symmetric linear algebra for Hessian-based methods, through LAPACK (OpenBLAS's, threaded).
+// Dense symmetric linear algebra for Hessian-based methods, through LAPACK (OpenBLAS's, single-threaded for bits that do not depend on `-t`: core/blas_threads.hpp).
 // Matrices are row-major C×C doubles; for symmetric matrices row- and column-major coincide.
 #pragma once
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/blas_threads.hpp"
 #include "core/cpu_features.hpp"
 #include "core/parallel.hpp"
 #include "core/scratch.hpp"
@@ -22,14 +23,13 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, cons
 
 namespace {
 
-// C[:, n0 … n0 + 256) of op(A)·op(B) by one single-threaded sgemm a slice: OpenBLAS's own threading splits the
-// work by its thread count, so its sums moved with `-t`; fixed slices give the same bits for any team.
+// C[:, n0 … n0 + 256) of op(A)·op(B) by one single-threaded sgemm a slice (core/blas_threads.hpp): fixed
+// slices give the same bits for any team.
 void sgemm_slices(CBLAS_TRANSPOSE ta, bool b_rows_are_n, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                   const float* b, int64_t ldb, float beta, float* C, int64_t ldc, int threads) {
     constexpr int64_t kSlice = 256;
     const int64_t slices = (N + kSlice - 1) / kSlice;
-    const int saved = openblas_get_num_threads();
-    openblas_set_num_threads(1);
+    const SingleThreadedBlas one;
 #pragma omp parallel for schedule(static) if (threads != 1 && slices > 1)
     for (int64_t s = 0; s < slices; ++s) {
         const int64_t n0 = s * kSlice, nn = std::min(kSlice, N - n0);
@@ -37,7 +37,6 @@ void sgemm_slices(CBLAS_TRANSPOSE ta, bool b_rows_are_n, int64_t M, int64_t N, i
         cblas_sgemm(CblasRowMajor, ta, b_rows_are_n ? CblasTrans : CblasNoTrans, int(M), int(nn), int(K), 1.0f, A, int(lda), bs,
                     int(ldb), beta, C + n0, int(ldc));
     }
-    openblas_set_num_threads(saved);
 }
 
 }  // namespace
