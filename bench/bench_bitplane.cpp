@@ -152,7 +152,7 @@ void gemv_args(benchmark::internal::Benchmark* b) {
         for (int v : {0, 1, 2, 3}) b->Args({r, c, 2, v, 128});
         b->Args({r, c, 2, 99, 128});
         b->Args({r, c, 3, 99, 128});
-        for (int tv : {0, 1, 2, 3}) b->Args({r, c, tv, 98, 128});
+        for (int tv : {0, 1, 2, 3, 4}) b->Args({r, c, tv, 98, 128});
     }
     for (int k : {3, 4})
         for (int v : {0, 3}) b->Args({4096, 4096, k, v, 128});
@@ -166,7 +166,7 @@ void hot_args(benchmark::internal::Benchmark* b) {
     b->Args({2, 99, 128});
     b->Args({4, 99, 128});
     for (int g : {128, 32, 64, 256})
-        for (int tv : {0, 1, 2, 3}) b->Args({tv, 98, g});
+        for (int tv : {0, 1, 2, 3, 4}) b->Args({tv, 98, g});
     b->Args({2, 3, 32});
     b->Args({2, 3, 256});
 }

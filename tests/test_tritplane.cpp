@@ -269,8 +269,8 @@ TEST(Tritplane, GemvLevelsAgreeBitwiseAndWithinActivationBound) {
     }
 }
 
-// Every GEMV variant at every level, on shapes for the 16-row blocks: 37 rows (two full blocks and a
-// partial one), 16 and 1; group counts 1, 2, 9 and 17 (odd counts leave a half unit at g = 32 and 64, and
+// Every GEMV variant at every level, on shapes for the 16- and 32-row blocks: 37 rows (two full 16-row
+// blocks and a partial one; one full 32-row block and a partial one), 16 and 1; group counts 1, 2, 9 and 17 (odd counts leave a half unit at g = 32 and 64, and
 // partial superblocks). The row-block variants give the scalar model's bits too (same f32 combination).
 TEST(Tritplane, GemvVariantsMatchReferenceOnRowBlockShapes) {
     SimdGuard guard;
@@ -288,7 +288,8 @@ TEST(Tritplane, GemvVariantsMatchReferenceOnRowBlockShapes) {
                 std::vector<float> model(static_cast<size_t>(rows), -1.0f);
                 w.format->gemv(w, x.data(), model.data());
                 for (TritplaneGemvVariant v : {TritplaneGemvVariant::Int8Superblocks, TritplaneGemvVariant::Int8RowBlocksCmp,
-                                               TritplaneGemvVariant::Int8RowBlocksLut, TritplaneGemvVariant::Int8RowBlocksLut7}) {
+                                               TritplaneGemvVariant::Int8RowBlocksLut, TritplaneGemvVariant::Int8RowBlocksLut7,
+                                               TritplaneGemvVariant::Int8Triples}) {
                     set_tritplane_gemv_variant(v);
                     for (SimdLevel level : levels()) {
                         set_simd_level(level);

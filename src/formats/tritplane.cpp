@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
 
 #include "core/cpu_features.hpp"
 #include "core/error.hpp"
@@ -163,37 +165,65 @@ void dequantize_block(const PackedWeight& w, int64_t r0, int64_t nr, int64_t c0,
 
 // ---- GEMV ---------------------------------------------------------------------------------------------
 
-std::atomic<int> g_variant{int(TritplaneGemvVariant::Int8RowBlocksLut7)};
-
-// Where the row-block variants run: AVX-512 (Cmp, Lut or Lut7 as set) and AVX2 (every row-block variant runs
-// its one kernel, Cmp on P5 bytes: without 128-entry byte lookups the Lut codes do not pay).
-bool runs_blocks(SimdLevel level, TritplaneGemvVariant v) {
-    return (level == SimdLevel::Avx512 || level == SimdLevel::Avx2) && v != TritplaneGemvVariant::Int8Superblocks;
-}
-bool wants_lut7(SimdLevel level, TritplaneGemvVariant v) {
-    return level == SimdLevel::Avx512 && v == TritplaneGemvVariant::Int8RowBlocksLut7;
-}
-
-// The 16-row block repack of the row-block variants, built by prepare() where they run, in the byte code of
-// the variant and level set then; on the fly (slowly) for a weight without it or with the other code.
-std::shared_ptr<const cpu::TritBlocks> blocks_of(const PackedWeight& w, bool lut7) {
-    if (w.runtime) {
-        auto b = std::static_pointer_cast<const cpu::TritBlocks>(w.runtime);
-        if (b->lut7 == lut7) return b;
+// The variant: Lut7 unless PLANEQ_TRITPLANE_GEMV names another (read once, at first use), or as set.
+std::atomic<int> g_variant{-1};
+constexpr TritplaneGemvVariant kVariants[] = {TritplaneGemvVariant::Int8Superblocks, TritplaneGemvVariant::Int8RowBlocksCmp,
+                                             TritplaneGemvVariant::Int8RowBlocksLut, TritplaneGemvVariant::Int8RowBlocksLut7,
+                                             TritplaneGemvVariant::Int8Triples};
+TritplaneGemvVariant variant_from_env() {
+    const char* env = std::getenv("PLANEQ_TRITPLANE_GEMV");
+    if (!env || !*env) return TritplaneGemvVariant::Int8RowBlocksLut7;
+    std::string names;
+    for (TritplaneGemvVariant v : kVariants) {
+        if (std::string(env) == tritplane_gemv_variant_name(v)) return v;
+        names += std::string(names.empty() ? "" : ", ") + tritplane_gemv_variant_name(v);
     }
-    return std::make_shared<const cpu::TritBlocks>(cpu::tritplane_to_blocks(view_of(w), lut7));
+    fail(std::string("PLANEQ_TRITPLANE_GEMV: unknown tritplane GEMV variant '") + env + "' (one of " + names + ")");
+}
+
+// The kernel a (level, variant) runs. AVX-512: the 16-row blocks in the variant's byte code, or the triples.
+// AVX2 (no 128-entry byte lookups): the lookup variants run AVX2's lookup, the triples; Cmp the P5 blocks.
+enum class Kernel { Rows, BlocksP5, BlocksLut7, Triples };
+Kernel kernel_for(SimdLevel level, TritplaneGemvVariant v) {
+    using V = TritplaneGemvVariant;
+    if (level == SimdLevel::Scalar || v == V::Int8Superblocks) return Kernel::Rows;
+    if (v == V::Int8Triples) return Kernel::Triples;
+    if (level == SimdLevel::Avx2) return v == V::Int8RowBlocksCmp ? Kernel::BlocksP5 : Kernel::Triples;
+    return v == V::Int8RowBlocksLut7 ? Kernel::BlocksLut7 : Kernel::BlocksP5;
+}
+
+// The repack of the kernel chosen when prepare() ran (the 16-row blocks or the 32-row triples); built on the
+// fly (slowly) for a weight without it or with another.
+struct Repack {
+    Kernel kind = Kernel::Rows;
+    cpu::TritBlocks blocks;
+    cpu::TritTriples triples;
+};
+std::shared_ptr<const Repack> make_repack(const PackedWeight& w, Kernel k) {
+    auto r = std::make_shared<Repack>();
+    r->kind = k;
+    if (k == Kernel::Triples) r->triples = cpu::tritplane_to_triples(view_of(w));
+    else r->blocks = cpu::tritplane_to_blocks(view_of(w), k == Kernel::BlocksLut7);
+    return r;
+}
+std::shared_ptr<const Repack> repack_of(const PackedWeight& w, Kernel k) {
+    if (w.runtime) {
+        auto r = std::static_pointer_cast<const Repack>(w.runtime);
+        if (r->kind == k) return r;
+    }
+    return make_repack(w, k);
 }
 
 void prepare(PackedWeight& w) {
-    const TritplaneGemvVariant v = tritplane_gemv_variant();
-    const SimdLevel level = simd_level();
-    if (runs_blocks(level, v)) w.runtime = std::make_shared<cpu::TritBlocks>(cpu::tritplane_to_blocks(view_of(w), wants_lut7(level, v)));
+    const Kernel k = kernel_for(simd_level(), tritplane_gemv_variant());
+    if (k != Kernel::Rows) w.runtime = std::const_pointer_cast<Repack>(make_repack(w, k));
 }
 
 struct ActBuffers {
     std::vector<int8_t> xq, xexp;
     std::vector<float> d, dexp;
     std::vector<int32_t> sx, zinit, xext;
+    std::vector<uint8_t> lut;
 };
 
 void gemv(const PackedWeight& w, const float* x, float* y) {
@@ -208,10 +238,23 @@ void gemv(const PackedWeight& w, const float* x, float* y) {
     else if (level == SimdLevel::Avx2) cpu::int_group_quantize_act_avx2(x, cols, v.group, buf.xq.data(), buf.d.data(), buf.sx.data());
     else cpu::int_group_quantize_act_scalar(x, cols, v.group, buf.xq.data(), buf.d.data(), buf.sx.data());
     const TritplaneGemvVariant variant = tritplane_gemv_variant();
-    if (runs_blocks(level, variant)) {
-        const auto blocks = blocks_of(w, wants_lut7(level, variant));
-        buf.xext.resize(cpu::tritplane_xext_entries(*blocks));
-        cpu::tritplane_build_xext(*blocks, buf.xq.data(), buf.xext.data());
+    const Kernel k = kernel_for(level, variant);
+    if (k == Kernel::Triples) {
+        const auto r = repack_of(w, k);
+        const cpu::TritTriples& t = r->triples;
+        buf.lut.resize(cpu::tritplane_triple_lut_bytes(t));
+        cpu::tritplane_build_triple_lut_avx2(t, buf.xq.data(), buf.lut.data());
+        const uint8_t* lut = buf.lut.data();
+        const float* d = buf.d.data();
+        // Contiguous runs of 32-row blocks per thread, with stealing (as the int and bitplane formats).
+        parallel_stream(t.nblocks, 1, [&](int64_t lo, int64_t hi) { cpu::tritplane_gemv_triples_avx2(t, lut, d, lo, hi, y); });
+        return;
+    }
+    if (k == Kernel::BlocksP5 || k == Kernel::BlocksLut7) {
+        const auto r = repack_of(w, k);
+        const cpu::TritBlocks& blocks = r->blocks;
+        buf.xext.resize(cpu::tritplane_xext_entries(blocks));
+        cpu::tritplane_build_xext(blocks, buf.xq.data(), buf.xext.data());
         cpu::TritBlockAct a;
         a.xq = buf.xq.data();
         a.xext = buf.xext.data();
@@ -221,9 +264,9 @@ void gemv(const PackedWeight& w, const float* x, float* y) {
                       : variant == TritplaneGemvVariant::Int8RowBlocksCmp ? &cpu::tritplane_gemv_blocks_cmp_avx512
                       : variant == TritplaneGemvVariant::Int8RowBlocksLut ? &cpu::tritplane_gemv_blocks_lut_avx512
                                                                           : &cpu::tritplane_gemv_blocks_lut7_avx512;
-        const int64_t nb = blocks->nblocks;
+        const int64_t nb = blocks.nblocks;
         // Contiguous runs of blocks per thread, two at a time, with stealing (as the int and bitplane formats).
-        parallel_stream(nb, 2, [&](int64_t lo, int64_t hi) { kernel(*blocks, a, lo, hi, y); });
+        parallel_stream(nb, 2, [&](int64_t lo, int64_t hi) { kernel(blocks, a, lo, hi, y); });
         return;
     }
     // Rows go to threads as contiguous streams with stealing (a descheduled thread's rows are taken over).
@@ -250,13 +293,22 @@ void gemv(const PackedWeight& w, const float* x, float* y) {
 }  // namespace
 
 void set_tritplane_gemv_variant(TritplaneGemvVariant v) { g_variant.store(int(v)); }
-TritplaneGemvVariant tritplane_gemv_variant() { return TritplaneGemvVariant(g_variant.load(std::memory_order_relaxed)); }
+TritplaneGemvVariant tritplane_gemv_variant() {
+    int v = g_variant.load(std::memory_order_relaxed);
+    if (v < 0) {
+        int unset = -1;
+        g_variant.compare_exchange_strong(unset, int(variant_from_env()));
+        v = g_variant.load();
+    }
+    return TritplaneGemvVariant(v);
+}
 const char* tritplane_gemv_variant_name(TritplaneGemvVariant v) {
     switch (v) {
         case TritplaneGemvVariant::Int8Superblocks: return "int8-superblocks";
         case TritplaneGemvVariant::Int8RowBlocksCmp: return "int8-rowblocks-cmp";
         case TritplaneGemvVariant::Int8RowBlocksLut: return "int8-rowblocks-lut";
         case TritplaneGemvVariant::Int8RowBlocksLut7: return "int8-rowblocks-lut7";
+        case TritplaneGemvVariant::Int8Triples: return "int8-triples";
     }
     return "?";
 }

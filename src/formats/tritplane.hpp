@@ -90,13 +90,15 @@ void unpack_tritplane(const PackedWeight& w, int8_t* t1, int8_t* t2);
 // α2 ~ α1·U(0.2, 0.5): synthetic models for `planeq bench --shape`. Deterministic in seed.
 PackedWeight random_tritplane(int64_t rows, int64_t cols, int group, float sigma, uint64_t seed);
 
-// GEMV kernel variants (docs/formats.md has the measurements). Process-wide setting; the row-block
-// variants run on AVX-512 (built by prepare()), other levels use the superblock row kernels.
+// GEMV kernel variants (docs/formats.md has the measurements). Process-wide setting, read by prepare() (which
+// builds the repack the kernel streams) and by the GEMV. AVX-512 runs each as named. AVX2 runs Int8RowBlocksCmp
+// as named and the lookup variants (Lut, Lut7, Triples) as Int8Triples, its lookup. Scalar: the row model.
 enum class TritplaneGemvVariant {
     Int8Superblocks,   // row by row, 16 (group, plane) segments of 8 groups as the lanes (kernel order)
     Int8RowBlocksCmp,  // 16-row blocks, one lane per row; digits by the add/compare recurrence
     Int8RowBlocksLut,  // 16-row blocks; digits by 256-entry vpermi2b lookups
     Int8RowBlocksLut7, // 16-row blocks recoded (kernels/cpu/tritplane_recode.hpp): three 128-entry lookups per 5 digits
+    Int8Triples,       // 32-row blocks of 3-trit indices looked up in int16 tables of activation triples (AVX2 code)
 };
 void set_tritplane_gemv_variant(TritplaneGemvVariant v);
 TritplaneGemvVariant tritplane_gemv_variant();

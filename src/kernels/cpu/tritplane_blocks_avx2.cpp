@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "kernels/cpu/tritplane_kernels.hpp"
+#include "kernels/cpu/tritplane_reduce_avx2.hpp"
 
 namespace planeq::cpu {
 
@@ -157,17 +158,7 @@ void block(const TritBlocks& w, const TritBlockAct& a, int64_t blk, float* y) {
             }
         }
     }
-    // tritplane_reduce16, 8 rows at a time.
-    alignas(32) float r[16];
-    for (int half = 0; half < 2; ++half) {
-        __m256 v[8];
-        for (int i = 0; i < 8; ++i) v[i] = _mm256_add_ps(_mm256_load_ps(o[i] + 8 * half), _mm256_load_ps(o[i + 8] + 8 * half));
-        for (int i = 0; i < 4; ++i) v[i] = _mm256_add_ps(v[i], v[i + 4]);
-        for (int i = 0; i < 2; ++i) v[i] = _mm256_add_ps(v[i], v[i + 2]);
-        _mm256_store_ps(r + 8 * half, _mm256_add_ps(v[0], v[1]));
-    }
-    const int64_t r0 = 16 * blk, nr = std::min<int64_t>(16, w.rows - r0);
-    std::memcpy(y + r0, r, size_t(nr) * sizeof(float));
+    tritplane_reduce16_store_avx2(o, 16 * blk, w.rows, y);
 }
 
 }  // namespace
