@@ -24,18 +24,18 @@ TritTriples tritplane_to_triples(const TritplaneView& w) {
     for (int64_t j = 0; j < t.ngroups; ++j)
         for (int p = 0; p < 2; ++p)
             for (int b = 0; b < nb; ++b) off[size_t((j * 2 + p) * nb + b)] = int32_t(tritplane_byte_offset(geo, w.ngroups, j, p, b));
-    std::vector<uint8_t> at_byte(static_cast<size_t>(g)), at_digit(static_cast<size_t>(g));
-    for (int i = 0; i < g; ++i) {
-        int b, k;
-        geo.locate(i, b, k);
-        at_byte[size_t(i)] = uint8_t(b), at_digit[size_t(i)] = uint8_t(k);
-    }
+    std::vector<int16_t> trit_of(size_t(5 * nb));  // trit of (byte b, digit k); padding digits go to slot g + 2
+    for (int b = 0; b < nb; ++b)
+        for (int k = 0; k < 5; ++k) {
+            const int i = geo.trit_at(b, k);
+            trit_of[size_t(5 * b + k)] = int16_t(i >= 0 ? i : g + 2);
+        }
     uint8_t digit[5][256];
     for (int v = 0; v < 256; ++v)
         for (unsigned k = 0, m = unsigned(v); k < 5; ++k, m = (m * 3u) & 0xFFu) digit[k][v] = uint8_t((m * 3u) >> 8);
 #pragma omp parallel for schedule(static)
     for (int64_t blk = 0; blk < t.nblocks; ++blk) {
-        uint8_t u[256 + 2];  // a segment's digits u = t + 1, then two padding digits (t = 0)
+        uint8_t u[256 + 3];  // a segment's digits u = t + 1, two padding digits (t = 0), a slot for the tail's padding
         for (int64_t j = 0; j < t.ngroups; ++j) {
             uint8_t* grp = t.bytes.data() + blk * t.block_bytes() + j * t.group_bytes();
             uint16_t* scales = reinterpret_cast<uint16_t*>(grp + 2 * t.plane_bytes());
@@ -51,7 +51,11 @@ TritTriples tritplane_to_triples(const TritplaneView& w) {
                         continue;
                     }
                     const uint8_t* src = w.trits + row * w.row_bytes;
-                    for (int i = 0; i < g; ++i) u[i] = digit[at_digit[size_t(i)]][src[o[at_byte[size_t(i)]]]];
+                    for (int b = 0; b < nb; ++b) {
+                        const uint8_t v = src[o[b]];
+                        const int16_t* to = trit_of.data() + 5 * b;
+                        for (int k = 0; k < 5; ++k) u[to[k]] = digit[k][v];
+                    }
                     u[g] = u[g + 1] = 1;
                     // Word lane of row r: vector A (rows 0–7, 16–23) or B (8–15, 24–31), lane r % 8 + 8·(r ≥ 16).
                     const int vec = (r / 8) % 2, lane = r % 8 + 8 * (r / 16);
