@@ -1,6 +1,7 @@
 // The f32 GEMM (AVX-512 and OpenBLAS paths) against a naive double-precision reference, for odd
 // shapes, both B layouts, f32/bf16/f16 B, transposed A, strided operands and accumulation.
 #include <random>
+#include <tuple>
 
 #include "core/cpu_features.hpp"
 #include "core/half.hpp"
@@ -67,6 +68,8 @@ const Case kCases[] = {
     // Transposed A (Gram matrices): partial and full MR panels, several K slices, accumulation.
     {1, 1, 1, DType::F32, false, false, true},   {14, 32, 256, DType::F32, false, true, true},
     {45, 300, 513, DType::F32, false, true, true}, {13, 31, 17, DType::BF16, true, false, true},
+    // M in tiles (OpenBLAS path: fewer than 8 slices of 256 columns), transposed A and accumulation among them.
+    {300, 200, 50, DType::F32, false, true, true}, {700, 260, 33, DType::BF16, true, true},
 };
 
 TEST(Gemm, Avx512MatchesReference) {
@@ -90,6 +93,21 @@ TEST(Gemm, SingleThreadedEqualsTeam) {
     cpu::gemm_f32_avx512(M, N, K, A.data(), K, b, C1.data(), N, false, 1);
     cpu::gemm_f32_avx512(M, N, K, A.data(), K, b, C2.data(), N, false, 0);
     EXPECT_EQ(C1, C2);  // the same arithmetic order whatever the split
+}
+
+// The OpenBLAS path splits C into tiles by shape alone (N slices, M tiles): a team gives the one-thread bits.
+TEST(Gemm, OpenBlasSingleThreadedEqualsTeam) {
+    for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{77, 333, 700}, {600, 300, 64}, {1000, 2000, 40}}) {
+        std::vector<float> A(size_t(M * K)), B(size_t(N * K)), C1(size_t(M * N)), C2(size_t(M * N));
+        std::mt19937 rng(uint32_t(M + N));
+        std::normal_distribution<float> nd;
+        for (float& v : A) v = nd(rng);
+        for (float& v : B) v = nd(rng);
+        const cpu::BOperand b{B.data(), DType::F32, K, true};
+        cpu::gemm_f32_openblas(M, N, K, A.data(), K, b, C1.data(), N, false, 1);
+        cpu::gemm_f32_openblas(M, N, K, A.data(), K, b, C2.data(), N, false, 0);
+        EXPECT_EQ(C1, C2) << M << "x" << N << "x" << K;
+    }
 }
 
 }  // namespace

@@ -26,16 +26,27 @@ void silu_mul_scalar(float* g, const float* up, int64_t n) {
 }
 
 void silu_mul(float* g, const float* up, int64_t n) {
-    if (simd_level() == SimdLevel::Avx512) silu_mul_avx512(g, up, n);
-    else silu_mul_scalar(g, up, n);
+    switch (simd_level()) {
+        case SimdLevel::Avx512: return silu_mul_avx512(g, up, n);
+        case SimdLevel::Avx2: return silu_mul_avx2(g, up, n);
+        default: return silu_mul_scalar(g, up, n);
+    }
 }
 
 double exp_shift_sum(float* x, int64_t n, float shift) {
-    return simd_level() == SimdLevel::Avx512 ? exp_shift_sum_avx512(x, n, shift) : exp_shift_sum_scalar(x, n, shift);
+    switch (simd_level()) {
+        case SimdLevel::Avx512: return exp_shift_sum_avx512(x, n, shift);
+        case SimdLevel::Avx2: return exp_shift_sum_avx2(x, n, shift);
+        default: return exp_shift_sum_scalar(x, n, shift);
+    }
 }
 
 double log_sum_exp(const float* x, int64_t n) {
-    return simd_level() == SimdLevel::Avx512 ? log_sum_exp_avx512(x, n) : log_sum_exp_scalar(x, n);
+    switch (simd_level()) {
+        case SimdLevel::Avx512: return log_sum_exp_avx512(x, n);
+        case SimdLevel::Avx2: return log_sum_exp_avx2(x, n);
+        default: return log_sum_exp_scalar(x, n);
+    }
 }
 
 }  // namespace planeq::cpu

@@ -16,9 +16,12 @@ void silu_mul(float* g, const float* up, int64_t n);
 // Per-ISA implementations (exposed for tests).
 double exp_shift_sum_avx512(float* x, int64_t n, float shift);
 double log_sum_exp_avx512(const float* x, int64_t n);
+double exp_shift_sum_avx2(float* x, int64_t n, float shift);
+double log_sum_exp_avx2(const float* x, int64_t n);
 double exp_shift_sum_scalar(float* x, int64_t n, float shift);
 double log_sum_exp_scalar(const float* x, int64_t n);
 void silu_mul_avx512(float* g, const float* up, int64_t n);
+void silu_mul_avx2(float* g, const float* up, int64_t n);
 void silu_mul_scalar(float* g, const float* up, int64_t n);
 
 }  // namespace planeq::cpu
