@@ -173,8 +173,10 @@ __device__ __forceinline__ void quant_lanes(const float (&a)[V], uint32_t (&ph)[
 // kernel quantizes x itself in groups of G: one application per weight group (GA = 64 in every kernel, together with
 // the spills below, took the stack from 797 to 662 tokens/s). MODE: 0 plain, 1 PQ (WR = 1), 2 a paired gate/up
 // producer (BwLaunch::pair, WR = 4); separate instantiations, since the paired row mapping cost the plain WR = 4
-// kernel 80 bytes of spills.
-template <int F, int G, int WR, int MODE>
+// kernel 80 bytes of spills. NORM: the input is a residual add + RMSNorm (BwLaunch::delta, norm_w, x_out), also its
+// own instantiation: compiled into every kernel it cost the plain ones 20–40 bytes of spills and the stack 7%
+// (821.7 → 765 tokens/s).
+template <int F, int G, int WR, int MODE, bool NORM>
 __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunch L) {
     constexpr bool PQ = MODE == 1, PAIR = MODE == 2;
     constexpr int WK = kBwWarps / WR, GPI = 256 / G, GA = PQ && G > 64 ? 64 : G, API = 256 / GA, V = GA / 32;
@@ -268,7 +270,9 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
         // ---- the activation: every block quantizes its slice into shared memory ----
         // First x (and up) into shared memory as f32 with all of a thread's loads in flight at once (a warp per group
         // straight from global memory paid one L2 round trip per group), then a warp per group from shared memory.
-        constexpr int U = 4;  // loads a thread keeps in flight (8 spilled with two weight iterations in registers)
+        // Loads a thread keeps in flight: 8 spilled with two weight iterations in registers; with the residual add
+        // each x load has a delta load beside it, so half as many x.
+        constexpr int U = NORM ? 2 : 4;
         if (L.vec) {  // 16-byte loads; cols % 4 == 0
             const int n4 = ns / 4, total = L.up ? 2 * n4 : n4, c4 = L.cols / 4;
             for (int i0 = int(threadIdx.x); i0 < total; i0 += U * kBwWarps * 32) {
@@ -279,11 +283,11 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
                     v[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
                     if (i < total && cb / 4 + c < c4) {
                         v[k] = __ldcg(reinterpret_cast<const float4*>(i < n4 ? L.x : L.up) + cb / 4 + c);
-                        if (L.delta && i < n4) {  // the residual add: x + delta, kept by the first tile
+                        if (NORM && L.delta && i < n4) {  // the residual add: x + delta, kept by the first tile
                             const float4 d = __ldcg(reinterpret_cast<const float4*>(L.delta) + cb / 4 + c);
                             v[k].x += d.x, v[k].y += d.y, v[k].z += d.z, v[k].w += d.w;
                         }
-                        if (L.x_out && i < n4 && tile == 0) reinterpret_cast<float4*>(L.x_out)[cb / 4 + c] = v[k];
+                        if (NORM && L.x_out && i < n4 && tile == 0) reinterpret_cast<float4*>(L.x_out)[cb / 4 + c] = v[k];
                     }
                 }
 #pragma unroll
@@ -301,8 +305,8 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
                     const int i = i0 + k * kBwWarps * 32, c = i < ns ? i : i - ns;
                     v[k] = i < n && cb + c < L.cols ? __ldcg((i < ns ? L.x : L.up) + cb + c) : 0.0f;
                     if (i < ns && cb + c < L.cols) {
-                        if (L.delta) v[k] += __ldcg(L.delta + cb + c);
-                        if (L.x_out && tile == 0) L.x_out[cb + c] = v[k];
+                        if (NORM && L.delta) v[k] += __ldcg(L.delta + cb + c);
+                        if (NORM && L.x_out && tile == 0) L.x_out[cb + c] = v[k];
                     }
                 }
 #pragma unroll
@@ -336,7 +340,7 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
             }
 #pragma unroll
             for (int i = 0; i < V; ++i) s2 = fmaf(a[i], a[i], s2);
-            if (L.norm_w) {  // RMSNorm's weights on the input; the RMS itself is of x + delta (s2 above)
+            if (NORM && L.norm_w) {  // RMSNorm's weights on the input; the RMS itself is of x + delta (s2 above)
 #pragma unroll
                 for (int i = 0; i < V; ++i) a[i] = cb + c0 + i < L.cols ? a[i] * __ldg(L.norm_w + cb + c0 + i) : 0.0f;
             }
@@ -510,17 +514,24 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
     cluster.sync();  // no block leaves while another may still read its shared memory
 }
 
-template <int F, int G, int WR, int MODE = 0>
+template <int F, int G, int WR, int MODE = 0, bool NORM = false>
 void launch_bw(const BwLaunch& L, int blocks, cudaStream_t s) {
     constexpr bool PQ = MODE == 1;
     constexpr int GA = PQ && G > 64 ? 64 : G;
     const size_t smem = size_t(L.slice_pad) * (PQ ? 2 : L.up ? 10 : 6) + size_t(L.slice_pad / GA) * sizeof(float2);
     static const bool raised = [] {  // above 48 KB a kernel must opt in (once per instantiation): > 8K columns
-        PLANEQ_CUDA_CHECK(cudaFuncSetAttribute(bw_gemv_kernel<F, G, WR, MODE>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
+        PLANEQ_CUDA_CHECK(cudaFuncSetAttribute(bw_gemv_kernel<F, G, WR, MODE, NORM>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
         return true;
     }();
     (void)raised;
-    launch_pdl_cluster(bw_gemv_kernel<F, G, WR, MODE>, dim3(blocks), dim3(kBwWarps * 32), smem, s, L.split, L);
+    launch_pdl_cluster(bw_gemv_kernel<F, G, WR, MODE, NORM>, dim3(blocks), dim3(kBwWarps * 32), smem, s, L.split, L);
+}
+
+template <int F, int G>
+void launch_bw_norm(const BwLaunch& L, int wr, int blocks, cudaStream_t s) {
+    if (wr == 4) launch_bw<F, G, 4, 0, true>(L, blocks, s);
+    else if (wr == 2) launch_bw<F, G, 2, 0, true>(L, blocks, s);
+    else launch_bw<F, G, 1, 0, true>(L, blocks, s);
 }
 
 template <int F, int G>
@@ -533,10 +544,12 @@ void launch_bw_wr(BwLaunch L, int wr, cudaStream_t s) {
         if (wr != 1) fail("cuda gemv (bw): a pre-quantized input takes one row block a CTA");
         return launch_bw<F, G, 1, 1>(L, blocks, s);
     }
+    const bool norm = L.delta || L.norm_w || L.x_out;
     if (L.pair.h) {
         if (wr != 4 || L.split != 1) fail("cuda gemv (bw): a paired gate/up takes 4 row blocks a CTA, no split");
-        return launch_bw<F, G, 4, 2>(L, blocks, s);
+        return norm ? launch_bw<F, G, 4, 2, true>(L, blocks, s) : launch_bw<F, G, 4, 2>(L, blocks, s);
     }
+    if (norm) return launch_bw_norm<F, G>(L, wr, blocks, s);
     if (wr == 4) launch_bw<F, G, 4>(L, blocks, s);
     else if (wr == 2) launch_bw<F, G, 2>(L, blocks, s);
     else launch_bw<F, G, 1>(L, blocks, s);
