@@ -11,8 +11,6 @@
 // meet α·d_j in the row kernels' f32 order (lane L = 2·(j mod 8) + plane, tritplane_reduce16): same bits.
 #include <immintrin.h>
 
-#include <algorithm>
-#include <cstring>
 #include <utility>
 
 #include "kernels/cpu/tritplane_kernels.hpp"
