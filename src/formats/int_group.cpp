@@ -218,19 +218,28 @@ void dequantize_block(const PackedWeight& w, int64_t r0, int64_t nr, int64_t c0,
         cpu::int_group_dequant_block_avx512(v, gi, r0, nr, c0, nc, out);
         return;
     }
-    // Scalar: unpack the chunks the block touches, then ŵ = float(s) · float(q − z) column by column.
+    // Scalar: unpack the chunks the block touches, then ŵ = float(s) · float(q − z). Without g_idx, per run of
+    // one group's columns, so the scale and zero are converted once and the loop vectorizes (float(q) − float(z)
+    // is the exact integer q − z, as before: the same bits). This is the prefill GEMM's B operand on AVX2 CPUs.
     const int64_t W = int_group_chunk_cols(v.bits);
     uint8_t codes[256];
     for (int64_t r = r0; r < r0 + nr; ++r) {
         const uint8_t* row = v.qweight + r * v.row_bytes();
         const uint16_t* s = v.scales + r * v.ngroups;
         const uint8_t* z = v.zeros + r * v.ngroups;
+        float* o = out + (r - r0) * nc;  // o[c - c0] for column c
         for (int64_t k = c0 / W; k * W < c0 + nc; ++k) {
             const int64_t cs = k * W, width = std::min(W, v.cols - cs);
             cpu::int_group_unpack_chunk(row + int_group_chunk_offset(v.bits, k), v.bits, width, codes);
-            for (int64_t c = std::max(c0, cs); c < std::min(c0 + nc, cs + width); ++c) {
-                const int64_t j = gi ? gi[c] : c / v.group;
-                out[(r - r0) * nc + (c - c0)] = f16_to_f32(s[j]) * float(int(codes[c - cs]) - int(z[j]));
+            const int64_t ca = std::max(c0, cs), cb = std::min(c0 + nc, cs + width);
+            if (gi) {
+                for (int64_t c = ca; c < cb; ++c) o[c - c0] = f16_to_f32(s[gi[c]]) * float(int(codes[c - cs]) - int(z[gi[c]]));
+                continue;
+            }
+            for (int64_t c = ca; c < cb;) {
+                const int64_t j = c / v.group, ce = std::min(cb, (j + 1) * v.group);
+                const float sf = f16_to_f32(s[j]), zf = float(z[j]);
+                for (; c < ce; ++c) o[c - c0] = sf * (float(codes[c - cs]) - zf);
             }
         }
     }
