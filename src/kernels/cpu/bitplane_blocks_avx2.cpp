@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "kernels/cpu/bitplane_kernels.hpp"
+#include "kernels/cpu/group_dispatch.hpp"
 
 namespace planeq::cpu {
 
@@ -70,15 +71,7 @@ void block_slots(const BitplaneBlocks& w, const BitplaneAct& a, int64_t blk, flo
 
 template <int K>
 void run_g(const BitplaneBlocks& w, const BitplaneAct& a, int64_t b0, int64_t b1, float* y) {
-    auto each = [&](auto kernel) {
-        for (int64_t b = b0; b < b1; ++b) kernel(w, a, b, y);
-    };
-    switch (w.group) {
-        case 32: return each(block_slots<K, 32>);
-        case 64: return each(block_slots<K, 64>);
-        case 128: return each(block_slots<K, 128>);
-        default: return each(block_slots<K, 256>);
-    }
+    for_each_block(w.group, b0, b1, [&]<int G>(int64_t b) { block_slots<K, G>(w, a, b, y); });
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 
 #include "kernels/cpu/tritplane_kernels.hpp"
 #include "kernels/cpu/tritplane_reduce_avx2.hpp"
+#include "kernels/cpu/group_dispatch.hpp"
 
 namespace planeq::cpu {
 
@@ -164,15 +165,7 @@ void block(const TritBlocks& w, const TritBlockAct& a, int64_t blk, float* y) {
 }  // namespace
 
 void tritplane_gemv_blocks_cmp_avx2(const TritBlocks& w, const TritBlockAct& a, int64_t b0, int64_t b1, float* y) {
-    auto each = [&](auto kernel) {
-        for (int64_t b = b0; b < b1; ++b) kernel(w, a, b, y);
-    };
-    switch (w.group) {
-        case 32: return each(block<32>);
-        case 64: return each(block<64>);
-        case 128: return each(block<128>);
-        default: return each(block<256>);
-    }
+    for_each_block(w.group, b0, b1, [&]<int G>(int64_t b) { block<G>(w, a, b, y); });
 }
 
 }  // namespace planeq::cpu

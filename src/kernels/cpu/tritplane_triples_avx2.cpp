@@ -15,6 +15,7 @@
 
 #include "kernels/cpu/tritplane_kernels.hpp"
 #include "kernels/cpu/tritplane_reduce_avx2.hpp"
+#include "kernels/cpu/group_dispatch.hpp"
 
 namespace planeq::cpu {
 
@@ -125,15 +126,7 @@ void tritplane_build_triple_lut_avx2(const TritTriples& t, const int8_t* xq, uin
 }
 
 void tritplane_gemv_triples_avx2(const TritTriples& w, const uint8_t* lut, const float* d, int64_t b0, int64_t b1, float* y) {
-    auto each = [&](auto kernel) {
-        for (int64_t b = b0; b < b1; ++b) kernel(w, lut, d, b, y);
-    };
-    switch (w.group) {
-        case 32: return each(block<32>);
-        case 64: return each(block<64>);
-        case 128: return each(block<128>);
-        default: return each(block<256>);
-    }
+    for_each_block(w.group, b0, b1, [&]<int G>(int64_t b) { block<G>(w, lut, d, b, y); });
 }
 
 }  // namespace planeq::cpu
