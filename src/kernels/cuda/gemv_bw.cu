@@ -527,11 +527,12 @@ void launch_bw(const BwLaunch& L, int blocks, cudaStream_t s) {
     launch_pdl_cluster(bw_gemv_kernel<F, G, WR, MODE, NORM>, dim3(blocks), dim3(kBwWarps * 32), smem, s, L.split, L);
 }
 
-template <int F, int G>
-void launch_bw_norm(const BwLaunch& L, int wr, int blocks, cudaStream_t s) {
-    if (wr == 4) launch_bw<F, G, 4, 0, true>(L, blocks, s);
-    else if (wr == 2) launch_bw<F, G, 2, 0, true>(L, blocks, s);
-    else launch_bw<F, G, 1, 0, true>(L, blocks, s);
+// A plain launch (MODE 0) by its 32-row blocks per CTA.
+template <int F, int G, bool NORM>
+void launch_bw_plain(const BwLaunch& L, int wr, int blocks, cudaStream_t s) {
+    if (wr == 4) launch_bw<F, G, 4, 0, NORM>(L, blocks, s);
+    else if (wr == 2) launch_bw<F, G, 2, 0, NORM>(L, blocks, s);
+    else launch_bw<F, G, 1, 0, NORM>(L, blocks, s);
 }
 
 template <int F, int G>
@@ -549,10 +550,8 @@ void launch_bw_wr(BwLaunch L, int wr, cudaStream_t s) {
         if (wr != 4 || L.split != 1) fail("cuda gemv (bw): a paired gate/up takes 4 row blocks a CTA, no split");
         return norm ? launch_bw<F, G, 4, 2, true>(L, blocks, s) : launch_bw<F, G, 4, 2>(L, blocks, s);
     }
-    if (norm) return launch_bw_norm<F, G>(L, wr, blocks, s);
-    if (wr == 4) launch_bw<F, G, 4>(L, blocks, s);
-    else if (wr == 2) launch_bw<F, G, 2>(L, blocks, s);
-    else launch_bw<F, G, 1>(L, blocks, s);
+    if (norm) launch_bw_plain<F, G, true>(L, wr, blocks, s);
+    else launch_bw_plain<F, G, false>(L, wr, blocks, s);
 }
 
 template <int F>
