@@ -87,19 +87,28 @@ void dequantize_block(const PackedWeight& w, int64_t r0, int64_t nr, int64_t c0,
         cpu::bitplane_dequant_block_avx512(v, r0, nr, c0, nc, out);
         return;
     }
-    // Scalar: the row-group's 2^k levels once, then a lookup per column.
+    // Scalar (the prefill GEMM's B operand without AVX-512): per row and group the 2^k levels once, per 64-column
+    // chunk the k plane masks once, then per column its code's bits and a lookup.
     float lev[16];
+    uint64_t mask[8];
+    const int64_t end = c0 + nc;
     for (int64_t r = r0; r < r0 + nr; ++r) {
         const uint8_t* row = v.planes + r * v.row_bytes();
-        int64_t jcur = -1;
-        for (int64_t c = c0; c < c0 + nc; ++c) {
-            const int64_t j = c / v.group;
-            if (j != jcur) {
-                const uint16_t* cf = v.coefs + (r * v.ngroups + j) * (v.k + 1);
-                for (unsigned b = 0; b < (1u << v.k); ++b) lev[b] = bitplane_level_bf16(cf, v.k, b);
-                jcur = j;
+        float* o = out + (r - r0) * nc - c0;
+        for (int64_t c = c0; c < end;) {
+            const int64_t j = c / v.group, gend = std::min(end, (j + 1) * v.group);
+            const uint16_t* cf = v.coefs + (r * v.ngroups + j) * (v.k + 1);
+            for (unsigned b = 0; b < (1u << v.k); ++b) lev[b] = bitplane_level_bf16(cf, v.k, b);
+            while (c < gend) {
+                const int64_t t = c / 64, cend = std::min(gend, 64 * t + 64);
+                for (int m = 0; m < v.k; ++m) mask[m] = cpu::bitplane_mask(row, v.cols, v.k, t, m + 1);
+                for (; c < cend; ++c) {
+                    const int i = int(c % 64);
+                    unsigned code = 0;
+                    for (int m = 0; m < v.k; ++m) code |= unsigned((mask[m] >> i) & 1u) << m;
+                    o[c] = lev[code];
+                }
             }
-            out[(r - r0) * nc + (c - c0)] = lev[cpu::bitplane_code(row, v.cols, v.k, c)];
         }
     }
 }

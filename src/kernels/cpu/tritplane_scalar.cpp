@@ -40,21 +40,37 @@ void tritplane_build_act(const TritplaneView& w, const int8_t* xq, const float* 
     }
 }
 
+namespace {
+
+// kDigit[k][v]: digit k of the P5 byte v (m ← 3m mod 256 per digit, digit = ⌊3m / 256⌋), built once.
+struct DigitTable {
+    uint8_t d[5][256];
+    DigitTable() {
+        for (int v = 0; v < 256; ++v)
+            for (unsigned k = 0, m = unsigned(v); k < 5; ++k, m = (m * 3u) & 0xFFu) d[k][v] = uint8_t((m * 3u) >> 8);
+    }
+};
+const DigitTable kDigit;
+
+}  // namespace
+
 void tritplane_segment_digits(const TritplaneView& w, const uint8_t* row, int64_t j, int p, uint8_t* u) {
+    // The layout (tritplane_byte_offset): main byte b < M of segment (j, p) holds trits b, M + b, …, 4M + b (digit k
+    // = trit kM + b), in runs of 4 bytes at stride 8n inside the superblock; the E extra bytes follow the main bytes
+    // of all 2n segments. So the main digits are 5 table lookups a byte into contiguous runs, no per-trit locate.
     const TritplaneGeometry geo(w.group);
-    uint8_t digits[5 * 64];
-    for (int b = 0; b < geo.nb; ++b) {
-        unsigned m = row[tritplane_byte_offset(geo, w.ngroups, j, p, b)];
-        for (int k = 0; k < 5; ++k) {
-            digits[5 * b + k] = uint8_t((m * 3u) >> 8);
-            m = (m * 3u) & 0xFFu;
-        }
+    const int M = geo.M;
+    const int64_t s = j / kTritplaneSuperGroups, n = std::min<int64_t>(kTritplaneSuperGroups, w.ngroups - s * kTritplaneSuperGroups);
+    const int64_t L = 2 * (j % kTritplaneSuperGroups) + p;
+    const uint8_t* base = row + s * 2 * kTritplaneSuperGroups * geo.nb;
+    for (int b = 0; b < M; ++b) {
+        const uint8_t v = base[(b / 4) * 8 * n + 4 * L + b % 4];
+        for (int k = 0; k < 5; ++k) u[k * M + b] = kDigit.d[k][v];
     }
-    for (int i = 0; i < geo.g; ++i) {
-        int b, k;
-        geo.locate(i, b, k);
-        u[i] = digits[5 * b + k];
-    }
+    const uint8_t* extra = base + 2 * n * M + L * geo.E;
+    for (int q = 0; q < geo.E; ++q)
+        for (int k = 0; k < 5; ++k)
+            if (const int i = geo.trit_at(M + q, k); i >= 0) u[i] = kDigit.d[k][extra[q]];
 }
 
 void tritplane_gemv_rows_scalar(const TritplaneView& w, const int8_t* xq, const float* d, const int32_t* sx, int64_t r0,
