@@ -296,23 +296,29 @@ TEST(CudaForward, SyntheticQwen3MatchesCpu) {
 // differ only in float rounding before the per-group int8 quantization of the input (norm_w ⊙ (x + delta) there,
 // its RMS-scaled copy here), which can flip a rounding of the low byte (an error ≤ s/254 in one value): the bar is
 // the GPU decode bar, 1e-3 per logits row, for each against the CPU and for the two against each other.
+// A 3-layer random model (hidden 512, GQA 8:2, head dim 64, vocab 1024) whose linears are `fmt` with 2 bits, g128:
+// Llama (eps 1e-5), or Qwen3 (q/k norms, eps 1e-6, tied head). Deterministic in the seeds.
+std::unique_ptr<Model> small_2bit_model(const char* fmt, bool qwen, uint64_t weight_seed, uint64_t seed) {
+    ModelConfig c;
+    c.hidden = 512, c.intermediate = 1024, c.n_layers = 3, c.n_heads = 8, c.n_kv_heads = 2, c.head_dim = 64, c.vocab = 1024;
+    c.max_position = 512, c.rms_eps = 1e-5, c.rope.theta = 1e4;
+    if (qwen) {
+        c.arch = Arch::Qwen3, c.architecture = "Qwen3ForCausalLM";
+        c.rms_eps = 1e-6, c.rope.theta = 1e6, c.tie_embeddings = true, c.qk_norm = true;
+    }
+    const WeightFormat& f = *find_format(fmt);
+    return synthetic_model(c, [&](const std::string&, int64_t r, int64_t k) {
+        return random_weight(f, r, k, FormatParams{2, 128, false, false}, weight_seed++);
+    }, seed);
+}
+
 TEST(CudaForward, FusedNormMatchesSeparateKernelsAndCpu) {
     REQUIRE_GPU();
     const cuda::DecodeOptions keep = cuda::decode_options();
     for (const char* fmt : {"int", "bitplane"})
         for (bool qwen : {false, true}) {
-            ModelConfig c;
-            c.hidden = 512, c.intermediate = 1024, c.n_layers = 3, c.n_heads = 8, c.n_kv_heads = 2, c.head_dim = 64, c.vocab = 1024;
-            c.max_position = 512, c.rms_eps = 1e-5, c.rope.theta = 1e4;
-            if (qwen) {
-                c.arch = Arch::Qwen3, c.architecture = "Qwen3ForCausalLM";
-                c.rms_eps = 1e-6, c.rope.theta = 1e6, c.tie_embeddings = true, c.qk_norm = true;
-            }
-            const WeightFormat& f = *find_format(fmt);
-            uint64_t seed = 21;
-            auto m = synthetic_model(c, [&](const std::string&, int64_t r, int64_t k) {
-                return random_weight(f, r, k, FormatParams{2, 128, false, false}, seed++);
-            }, 7);
+            auto m = small_2bit_model(fmt, qwen, 21, 7);
+            const ModelConfig& c = m->config;
             const int n = 40;
             std::vector<int32_t> ids(n);
             for (int p = 0; p < n; ++p) ids[size_t(p)] = int32_t((p * 37 + 11) % c.vocab);
@@ -343,6 +349,91 @@ TEST(CudaForward, FusedNormMatchesSeparateKernelsAndCpu) {
             EXPECT_LE(vs_cpu[1], 1e-3) << what << ": fused";
             EXPECT_LE(vs_cpu[0], 1e-3) << what << ": separate";
         }
+}
+
+// DecodeOptions::bw_act8 (int8 activations in the batch-1 GEMVs, the CPU kernels' quantizer): GPU decode against the
+// CPU's own decode, one token at a time, whose int GEMVs quantize their input to int8 the same way (Int8RowBlocks:
+// groups of g). With the gate/up pairing off, down quantizes its input per g as the CPU does (paired, the producer
+// uses groups of 64: more accurate, not the CPU's math). Bar 1e-3 per logits row (inputs that differ by float
+// rounding may land on the other side of an int8 rounding boundary); printed beside: the distance to the f32 forward.
+// Int weights only: the same synthetic model with bitplane k=2 weights amplifies perturbations ~30× more (its GPU and
+// CPU f32-accurate decodes differ by ~1e-4 where int's differ by ~3e-6, FusedNormMatchesSeparateKernelsAndCpu), so
+// there one boundary flip moves the logits by ~1e-2 (measured: CPU and GPU int8 decodes 1.9e-2 apart, each 2e-2 from
+// the f32 forward). Bitplane's int8 path is held to the CPU's math at the GEMV (CudaGemvBw.Int8Activations…: 1e-5).
+TEST(CudaForward, Int8ActivationDecodeMatchesCpuDecode) {
+    REQUIRE_GPU();
+    const cuda::DecodeOptions keep = cuda::decode_options();
+    for (const char* fmt : {"int"})
+        for (bool qwen : {false, true}) {
+            auto m = small_2bit_model(fmt, qwen, 41, 9);
+            const ModelConfig& c = m->config;
+            const int n = 40;
+            std::vector<int32_t> ids(n);
+            for (int p = 0; p < n; ++p) ids[size_t(p)] = int32_t((p * 53 + 5) % c.vocab);
+            std::vector<float> cpu_dec, cpu_f32;
+            {
+                KVCache cache(c, n);
+                ForwardBuffers buf(c, n);
+                const auto all = forward(*m, cache, buf, ids, Logits::All);
+                cpu_f32.assign(all.begin(), all.end());
+            }
+            {
+                KVCache cache(c, n);
+                ForwardBuffers buf(c, 1);
+                for (int p = 0; p < n; ++p) {
+                    const auto row = forward(*m, cache, buf, std::span<const int32_t>(&ids[size_t(p)], 1), Logits::Last);
+                    cpu_dec.insert(cpu_dec.end(), row.begin(), row.end());
+                }
+            }
+            const std::string what = std::string(fmt) + (qwen ? " qwen3" : " llama");
+            double cpu_gap = 0;  // the CPU's own int8 decode against its f32 forward
+            for (int p = 0; p < n; ++p) cpu_gap = std::max(cpu_gap, row_rel(cpu_dec.data() + p * c.vocab, cpu_f32.data() + p * c.vocab, c.vocab));
+            std::printf("[act8 decode, %s] cpu decode vs the f32 forward %.2e\n", what.c_str(), cpu_gap);
+            for (int fused = 0; fused < 2; ++fused) {
+                cuda::DecodeOptions d = keep;
+                d.bw = true, d.bw_act8 = true, d.bw_pair = false, d.bw_norm = fused == 1;
+                cuda::set_decode_options(d);
+                Gpu g(*m, n);
+                double vs_dec = 0, vs_f32 = 0;
+                for (int p = 0; p < n; ++p) {
+                    const auto row = g.runner->forward(std::span<const int32_t>(&ids[size_t(p)], 1), Logits::Last);
+                    vs_dec = std::max(vs_dec, row_rel(row.data(), cpu_dec.data() + p * c.vocab, c.vocab));
+                    vs_f32 = std::max(vs_f32, row_rel(row.data(), cpu_f32.data() + p * c.vocab, c.vocab));
+                }
+                cuda::set_decode_options(keep);
+                std::printf("[act8 decode, %s, norm %s] logits rel err vs cpu decode %.2e (vs the f32 forward %.2e)\n", what.c_str(),
+                            fused ? "fused" : "separate", vs_dec, vs_f32);
+                EXPECT_LE(vs_dec, 1e-3) << what << (fused ? " fused" : " separate");
+            }
+        }
+}
+
+// The same property end to end on the bundled model: RTN int2 g128 tiny-llama, greedy generation of 64 tokens on
+// the CPU (`generate`: the prompt through the multi-token path, then one-token steps through the int8 GEMVs) and on
+// the GPU with int8 activations and the pairing off: the same tokens. (With the default hi/lo activations the GPU
+// follows the f32 forward instead, and parts from the CPU's int8 decode after a few dozen tokens.)
+TEST(CudaForward, Int8ActivationGreedyRunMatchesCpu) {
+    REQUIRE_GPU();
+    auto m = Model::load(bundled_model());
+    QuantizeOptions qo;
+    qo.defaults.method = "rtn", qo.defaults.bits = 2, qo.defaults.group = 128, qo.defaults.order = ColumnOrder::None;
+    quantize_model(*m, {}, qo);
+    const Tokenizer tok = Tokenizer::load(bundled_model() / "tokenizer.json");
+    const auto prompt = tok.encode("The history of the city", true);
+    GenerateOptions go;
+    go.max_new_tokens = 64;
+    go.sampler.temperature = 0;
+    std::vector<int32_t> out_cpu, out_gpu;
+    generate(*m, prompt, go, [&](int32_t t) { return out_cpu.push_back(t), true; });
+    const cuda::DecodeOptions keep = cuda::decode_options();
+    cuda::DecodeOptions d = keep;
+    d.bw = true, d.bw_act8 = true, d.bw_pair = false;
+    cuda::set_decode_options(d);
+    auto g = cuda::GpuModel::upload(*m);
+    auto r = cuda::make_gpu_runner(*g, generate_capacity(prompt, go));
+    generate(*r, prompt, go, [&](int32_t t) { return out_gpu.push_back(t), true; });
+    cuda::set_decode_options(keep);
+    EXPECT_EQ(out_gpu, out_cpu);
 }
 
 // Attention at head dimension 128 (Llama-3-8B's), GQA 4:1, a sliding window too, against forward.hpp's attention().

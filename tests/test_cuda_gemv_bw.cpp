@@ -4,7 +4,8 @@
 // that leaves warps without work), every CTA shape (1, 2, 4 row blocks) and column split (1, 2, 8 blocks a cluster,
 // uneven slices), the in-kernel silu·up and RMS scale (Σ x² summed across a split),
 // unaligned inputs (the scalar load path), a three-weight launch, and the path selection. Outputs are NaN-poisoned
-// first. Skips without a GPU.
+// first. With int8 activations (DecodeOptions::bw_act8) the reference is the CPU kernels' math: x quantized by the
+// CPU's own quantizer, then Σ ŵ x̂ in f64. Skips without a GPU.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 
 #include "kernels/cuda/cuda_gemv.hpp"
 #include "kernels/cuda/gpu_weight.hpp"
+#include "kernels/cpu/int_group_kernels.hpp"
 #include "model/synthetic.hpp"
 #include "cuda_test_util.hpp"
 
@@ -25,9 +27,24 @@ namespace {
 
 using namespace cuda_test;
 
+// x̂ as the CPU's int8 GEMVs see x: groups of `group` columns quantized by the CPU's quantizer (s = max|x|/127,
+// round half to even), x̂_i = s·q_i.
+std::vector<float> cpu_int8_act(const std::vector<float>& x, int group) {
+    std::vector<float> xp(x);
+    xp.resize((x.size() + size_t(group) - 1) / size_t(group) * size_t(group), 0.0f);
+    std::vector<int8_t> q(xp.size());
+    std::vector<float> d(xp.size() / size_t(group));
+    std::vector<int32_t> sx(d.size());
+    cpu::int_group_quantize_act_scalar(xp.data(), int64_t(xp.size()), group, q.data(), d.data(), sx.data());
+    std::vector<float> xh(x.size());
+    for (size_t i = 0; i < x.size(); ++i) xh[i] = d[i / size_t(group)] * float(q[i]);
+    return xh;
+}
+
 // y = W·act (act = x, or silu(x)·up), optionally / rms(act), through prepare_act(…, weight) + gemv at batch 1;
-// `offset` floats into the device buffers (1: misaligned, the scalar path).
-double bw_error(const PackedWeight& w, uint64_t seed, bool silu, bool rms, int offset = 0) {
+// `offset` floats into the device buffers (1: misaligned, the scalar path). act8 (DecodeOptions::bw_act8 set by the
+// caller): the reference is the CPU kernels' math, Σ ŵ x̂ with x̂ = cpu_int8_act(act, g).
+double bw_error(const PackedWeight& w, uint64_t seed, bool silu, bool rms, int offset = 0, bool act8 = false) {
     std::mt19937_64 rng(seed);
     const size_t nx = size_t(w.cols), ny = size_t(w.rows);
     std::vector<float> x = random_vec(nx, rng), up = random_vec(nx, rng), act = x;
@@ -45,7 +62,7 @@ double bw_error(const PackedWeight& w, uint64_t seed, bool silu, bool rms, int o
     EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
     std::vector<float> y(ny);
     EXPECT_EQ(cudaMemcpy(y.data(), dy.p, ny * 4, cudaMemcpyDeviceToHost), cudaSuccess);
-    std::vector<double> ref = reference(w, act, 1);
+    std::vector<double> ref = reference(w, act8 ? cpu_int8_act(act, w.params.group) : act, 1);
     if (rms) {
         double s2 = 0;
         for (float a : act) s2 += double(a) * a;
@@ -56,9 +73,9 @@ double bw_error(const PackedWeight& w, uint64_t seed, bool silu, bool rms, int o
 
 struct BwOptions {  // sets DecodeOptions for a scope
     cuda::DecodeOptions keep = cuda::decode_options();
-    BwOptions(bool bw, int rows, int split = 0) {
+    BwOptions(bool bw, int rows, int split = 0, bool act8 = false) {
         cuda::DecodeOptions d = keep;
-        d.bw = bw, d.bw_rows = rows, d.bw_split = split;
+        d.bw = bw, d.bw_rows = rows, d.bw_split = split, d.bw_act8 = act8;
         cuda::set_decode_options(d);
     }
     ~BwOptions() { cuda::set_decode_options(keep); }
@@ -91,6 +108,30 @@ TEST(CudaGemvBw, MatchesReference) {
         }
 }
 
+// DecodeOptions::bw_act8: the activation quantized exactly as the CPU's GEMVs quantize it, so the GPU's int sums are
+// the CPU's: 1e-5 against that math where x is given (the rest is f32 rounding of the per-group products), 1e-3 with
+// silu·up in the kernel (its __expf may move a value across a rounding boundary of the int8 grid). Every group size,
+// CTA shape and split, both formats.
+TEST(CudaGemvBw, Int8ActivationsEqualTheCpuKernelsMath) {
+    REQUIRE_GPU();
+    uint64_t seed = 31000;
+    const Case cases[] = {{"int", 2, 32, false}, {"int", 2, 64, true}, {"int", 2, 128, false}, {"int", 2, 256, true},
+                          {"bitplane", 2, 32, false}, {"bitplane", 2, 128, false}, {"bitplane", 2, 256, false}};
+    for (const Case& c : cases)
+        for (auto [R, C] : {std::pair<int64_t, int64_t>{37, 768}, {200, int64_t(c.group) * 5}, {300, 4352}}) {
+            const PackedWeight w = make_weight(c, R, C, ++seed);
+            for (auto [rows, split] : {std::pair{0, 0}, {1, 1}, {4, 1}, {1, 2}, {2, 8}}) {
+                BwOptions o(true, rows, split, true);
+                const std::string what = std::string(c.format) + " b2 g" + std::to_string(c.group) + (c.sym ? " sym " : " ") +
+                                         std::to_string(R) + "x" + std::to_string(C) + " rows/CTA " + std::to_string(rows) +
+                                         " split " + std::to_string(split);
+                EXPECT_LE(bw_error(w, ++seed, false, false, 0, true), 1e-5) << what;
+                EXPECT_LE(bw_error(w, ++seed, false, true, 0, true), 1e-5) << what << " rms";
+                EXPECT_LE(bw_error(w, ++seed, true, true, 0, true), 1e-3) << what << " silu·up + rms";
+            }
+        }
+}
+
 // gate/up → down as a decode step chains them (gemv_multi_prep with silu): on the paired path the gate/up launch
 // quantizes silu(gate)·up for down in its epilogue (ActBuffer::bw_preq). Gate, up and down each against the CPU
 // reference (down's from the reference gate and up), with and without the RMS scales, for every group pairing that
@@ -104,8 +145,10 @@ TEST(CudaGemvBw, PairedGateUpQuantizesDownsInput) {
                        {"int", 128, 128, false, 640, false}};
     const int64_t H = 768;  // gate/up's columns: every group size divides it (and down's rows: not a power of two)
     uint64_t seed = 900;
+    for (bool act8 : {false, true})
     for (const P& c : cases)
         for (bool rms : {false, true}) {
+            BwOptions mode(true, 0, 0, act8);
             const PackedWeight wg = make_weight(Case{c.f, 2, c.gu_group, c.sym}, c.inter, H, ++seed);
             const PackedWeight wu = make_weight(Case{c.f, 2, c.gu_group, c.sym}, c.inter, H, ++seed);
             const PackedWeight wd = make_weight(Case{c.f, 2, c.down_group, c.sym}, H, c.inter, ++seed);
@@ -124,6 +167,11 @@ TEST(CudaGemvBw, PairedGateUpQuantizesDownsInput) {
             for (size_t i = 0; i < a.size(); ++i) a[i] = float(g[i] / (1.0 + std::exp(-g[i])) * u[i]);
             std::vector<double> yd = reference(wd, a, 1);
             scale(yd, a);
+            if (act8) {  // the CPU kernels' math: gate/up over x̂ (groups of gate/up's g)
+                const std::vector<float> xh = cpu_int8_act(x, c.gu_group);
+                g = reference(wg, xh, 1), u = reference(wu, xh, 1);
+                scale(g, x), scale(u, x);
+            }
 
             cuda::GpuWeightPtr dg = cuda::upload(wg), du = cuda::upload(wu), dd = cuda::upload(wd);
             DevBuf dx{size_t(H)}, dyg{size_t(c.inter)}, dyu{size_t(c.inter)}, dyd{size_t(H)};
@@ -135,7 +183,8 @@ TEST(CudaGemvBw, PairedGateUpQuantizesDownsInput) {
             float* ys[2] = {dyg.p, dyu.p};
             cuda::gemv_multi_prep(gu, ys, 2, A.get(), dx.p, 1, nullptr, {A2.get(), dd.get(), 0, 1, rms});
             const std::string what = std::string(c.f) + " gate/up g" + std::to_string(c.gu_group) + " down g" +
-                                     std::to_string(c.down_group) + " I " + std::to_string(c.inter) + (rms ? " rms" : "");
+                                     std::to_string(c.down_group) + " I " + std::to_string(c.inter) + (rms ? " rms" : "") +
+                                     (act8 ? " act8" : "");
             EXPECT_EQ(A2->bw_preq, c.paired) << what;
             auto get = [](const float* p, int64_t n) {
                 std::vector<float> v(size_t(n), 0.0f);
@@ -143,10 +192,20 @@ TEST(CudaGemvBw, PairedGateUpQuantizesDownsInput) {
                 return v;
             };
             CK(cudaDeviceSynchronize());
-            EXPECT_LE(rel_error(get(dyg.p, c.inter), g), 1e-3) << what << " gate";
-            EXPECT_LE(rel_error(get(dyu.p, c.inter), u), 1e-3) << what << " up";
+            const std::vector<float> yg = get(dyg.p, c.inter), yu = get(dyu.p, c.inter);
+            EXPECT_LE(rel_error(yg, g), act8 && !rms ? 1e-5 : 1e-3) << what << " gate";
+            EXPECT_LE(rel_error(yu, u), act8 && !rms ? 1e-5 : 1e-3) << what << " up";
+            if (act8) {  // down against the CPU math on the GPU's own gate and up (its input's int8 grid follows them)
+                std::vector<float> ag(size_t(c.inter));
+                double s2 = 0;
+                for (size_t i = 0; i < ag.size(); ++i) ag[i] = yg[i] / (1.0f + std::exp(-yg[i])) * yu[i], s2 += double(ag[i]) * ag[i];
+                // the paired producer quantizes down's input in groups of min(g, 64) (a tile's 64 rows)
+                yd = reference(wd, c.paired ? cpu_int8_act(ag, std::min(c.down_group, 64)) : cpu_int8_act(ag, c.down_group), 1);
+                if (rms)
+                    for (double& r : yd) r /= std::sqrt(s2 / double(c.inter) + 1e-5);
+            }
             for (int split : {0, 1, 2}) {  // down over the pre-quantized input, whole or split over a cluster of 2
-                BwOptions o(true, 0, split);
+                BwOptions o(true, 0, split, act8);
                 CK(cudaMemset(dyd.p, 0xff, size_t(H) * 4));
                 cuda::gemv(*dd, A2.get(), nullptr, 1, dyd.p, nullptr);
                 CK(cudaDeviceSynchronize());

@@ -328,14 +328,14 @@ nlohmann::json bench_stack(const ModelConfig& c, const std::string& format, cons
                        : cuda::int8_decode_path(*st.layers[0].q, o.batch) ? "int8"
                                                                           : "fp16";
     j["pdl"] = opt.pdl, j["l2_prefetch"] = opt.l2_prefetch, j["i8_stages"] = opt.i8_stages, j["fuse_prep"] = opt.fuse_prep;
-    j["bw_pair"] = opt.bw_pair, j["bw_rows"] = opt.bw_rows, j["bw_split"] = opt.bw_split;
+    j["bw_pair"] = opt.bw_pair, j["bw_rows"] = opt.bw_rows, j["bw_split"] = opt.bw_split, j["bw_act8"] = opt.bw_act8;
     if (o.text) {
         std::printf("decode path %s, PDL %s, L2 tile prefetch %s, int8 weight stages %d (-1: default), prep fused into the GEMV %s\n",
                     j["decode_path"].get<std::string>().c_str(), opt.pdl ? "on" : "off", opt.l2_prefetch ? "on" : "off", opt.i8_stages,
                     opt.fuse_prep ? "on" : "off");
         if (j["decode_path"] == "bw")
-            std::printf("bw GEMV: gate/up paired with down %s, row blocks a CTA %d, column split %d (0: automatic)\n",
-                        opt.bw_pair ? "on" : "off", opt.bw_rows, opt.bw_split);
+            std::printf("bw GEMV: gate/up paired with down %s, row blocks a CTA %d, column split %d (0: automatic), activations %s\n",
+                        opt.bw_pair ? "on" : "off", opt.bw_rows, opt.bw_split, opt.bw_act8 ? "int8 (act8)" : "int8 hi/lo");
     }
     j["decode"] = time_stack(st, b, o.batch, false, o.generate, o.reps, copy_gbs, s);
     if (o.text) print_stack(("planeq " + format).c_str(), j["decode"]);
@@ -385,54 +385,60 @@ nlohmann::json bench_stack(const ModelConfig& c, const std::string& format, cons
     // quantizes its input inside (prepare_act launches nothing); the int8 timing excludes its prep kernel.
     if (const char* v = std::getenv("PLANEQ_BENCH_BW"); v && std::string(v) == "1" && !st.dense && o.batch == 1) {
         const cuda::DecodeOptions keep = cuda::decode_options();
-        struct V { bool bw; int rows, split; bool l2, pair; const char* label; };
-        const V stack_variants[] = {{false, 0, 0, false, true, "bw 0 (int8 path)"},
-                                    {true, 0, 0, false, true, "bw 1 auto (pair, split auto)"},
-                                    {true, 0, 0, false, false, "bw 1 pair off"},
-                                    {true, 0, 1, false, false, "bw 1 pair off, split 1"},
-                                    {true, 0, 1, false, true, "bw 1 split 1"},
-                                    {true, 0, 2, false, true, "bw 1 split 2"},
-                                    {true, 1, 0, false, true, "bw 1 rows 1"},
-                                    {true, 2, 0, false, true, "bw 1 rows 2"},
-                                    {true, 0, 0, true, true, "bw 1 auto, L2 prefetch"}};
+        struct V { bool bw; int rows, split; bool l2, pair, a8; const char* label; };
+        const V stack_variants[] = {{false, 0, 0, false, true, false, "bw 0 (int8 path)"},
+                                    {true, 0, 0, false, true, false, "bw 1 auto (pair, split auto), hi/lo"},
+                                    {true, 0, 0, false, true, true, "bw 1 auto, act8"},
+                                    {true, 0, 0, false, false, false, "bw 1 pair off"},
+                                    {true, 0, 0, false, false, true, "bw 1 pair off, act8"},
+                                    {true, 0, 1, false, true, false, "bw 1 split 1"},
+                                    {true, 0, 2, false, true, false, "bw 1 split 2"},
+                                    {true, 1, 0, false, true, false, "bw 1 rows 1"},
+                                    {true, 2, 0, false, true, false, "bw 1 rows 2"},
+                                    {true, 0, 0, true, true, false, "bw 1 auto, L2 prefetch"}};
         for (const V& sv : stack_variants) {
             cuda::DecodeOptions d = keep;
-            d.bw = sv.bw, d.bw_rows = sv.rows, d.bw_split = sv.split, d.bw_l2 = sv.l2, d.bw_pair = sv.pair;
+            d.bw = sv.bw, d.bw_rows = sv.rows, d.bw_split = sv.split, d.bw_l2 = sv.l2, d.bw_pair = sv.pair, d.bw_act8 = sv.a8;
             cuda::set_decode_options(d);
             if (sv.bw && !cuda::bw_decode_path(*st.layers[0].q, 1)) break;
             nlohmann::json r = time_stack(st, b, o.batch, false, o.generate, o.reps, copy_gbs, s);
             r["bw"] = d.bw, r["bw_rows"] = d.bw_rows, r["bw_split"] = d.bw_split, r["bw_l2"] = d.bw_l2, r["bw_pair"] = d.bw_pair;
+            r["bw_act8"] = d.bw_act8;
             if (o.text) print_stack((std::string("  ") + sv.label).c_str(), r);
             j["bw_variants"].push_back(r);
         }
         // The MLP (gate/up → down) alone, µs a layer: pairing (gate/up quantizing down's input) × down's split.
-        for (int pair : {0, 1})
-            for (int split : {1, 2}) {
-                cuda::DecodeOptions d = keep;
-                d.bw = true, d.bw_pair = pair != 0;
-                cuda::set_decode_options(d);
-                const double us = time_mlp(st, b, split, s);
-                if (o.text) std::printf("  MLP a layer, pair %d, down split %d: %.2f us\n", pair, split, us);
-                j["bw_mlp"].push_back({{"pair", pair}, {"down_split", split}, {"us_per_layer", us}});
-            }
+        for (int a8 : {0, 1})
+            for (int pair : {0, 1})
+                for (int split : {1, 2}) {
+                    cuda::DecodeOptions d = keep;
+                    d.bw = true, d.bw_pair = pair != 0, d.bw_act8 = a8 != 0;
+                    cuda::set_decode_options(d);
+                    const double us = time_mlp(st, b, split, s);
+                    if (o.text) std::printf("  MLP a layer, act8 %d, pair %d, down split %d: %.2f us\n", a8, pair, split, us);
+                    j["bw_mlp"].push_back({{"act8", a8}, {"pair", pair}, {"down_split", split}, {"us_per_layer", us}});
+                }
         cuda::set_decode_options(keep);
         const Layer& L0 = st.layers[0];
         const std::vector<std::pair<const char*, const GpuWeightPtr*>> shapes = {{"q/o", &L0.q}, {"k/v", &L0.k}, {"gate/up", &L0.gate}, {"down", &L0.down}};
-        std::vector<std::pair<int, int>> grid = {{-1, -1}, {0, 0}};  // int8 path, bw automatic, then (rows, split)
+        // int8 path, bw automatic, bw automatic with int8 activations (split −2), then (rows, split)
+        std::vector<std::pair<int, int>> grid = {{-1, -1}, {0, 0}, {0, -2}};
         for (int rows : {1, 2, 4})
             for (int split : {1, 2, 4}) grid.push_back({rows, split});
         for (auto [rows, split] : grid) {
             cuda::DecodeOptions d = keep;
             d.bw = rows >= 0, d.bw_rows = std::max(rows, 0), d.bw_split = std::max(split, 0), d.bw_l2 = false;
+            d.bw_act8 = split == -2;
             cuda::set_decode_options(d);
             if (o.text) {
                 if (rows < 0) std::printf("single GEMV, batch 1, int8 path (prep not timed):\n");
+                else if (split == -2) std::printf("single GEMV, batch 1, bw path, automatic, int8 activations:\n");
                 else if (rows == 0) std::printf("single GEMV, batch 1, bw path (prep inside), automatic:\n");
                 else std::printf("single GEMV, batch 1, bw path, rows %d split %d:\n", rows, split);
             }
             for (auto [name, w] : shapes) {
                 nlohmann::json r = time_shape(*w, st, b, o.batch, false, copy_gbs, s);
-                r["bw"] = rows >= 0, r["bw_rows"] = d.bw_rows, r["bw_split"] = d.bw_split;
+                r["bw"] = rows >= 0, r["bw_rows"] = d.bw_rows, r["bw_split"] = d.bw_split, r["bw_act8"] = d.bw_act8;
                 if (o.text) print_shape(name, r);
                 j["bw_shapes"].push_back(r);
             }

@@ -98,6 +98,9 @@ struct DecodeOptions {
                               // silu(gate)·up for down (gemv_multi_prep), so down neither stages f32 nor quantizes
     bool bw_l2 = false;       // that kernel: each warp requests its later weight chunks from L2 at the start (measured
                               // 1.5% slower in the stack)
+    bool bw_act8 = false;     // that kernel: int8 activations per group (x ≈ s·h, s = max|x|/127), the CPU GEMVs' own
+                              // quantizer and int sums, one dp4a per 4 weights; off: x ≈ s·(h + l/254), two dp4a,
+                              // ~2e-5 relative (docs/cuda.md)
 };
 DecodeOptions decode_options();
 void set_decode_options(const DecodeOptions& o);

@@ -14,7 +14,9 @@
 //   shift keeps its accumulators at 4 instead of 16: with 16 it spilled at 64 registers);
 // - the activation is quantized by every block into shared memory (per group s = max|x|/127, x ≈ s·(h + l/254),
 //   the int8 path's scheme, |x − x̂| ≤ s/508), read back by broadcast: no prep kernel, no second handoff.
-//   silu(gate)·up and the RMS scale (Σ x² of the prepared input) are applied here too.
+//   silu(gate)·up and the RMS scale (Σ x² of the prepared input) are applied here too. With DecodeOptions::bw_act8
+//   (template flag A8) x ≈ s·h only, quantized exactly as the CPU's GEMVs quantize it: one dp4a per 4 weights, the
+//   CPU kernels' int sums, ~5e-3 from f32 instead of ~2e-5 (docs/cuda.md, seventh round).
 // Work split: a block of 16 warps owns WR 32-row blocks; the 16/WR warps of one row block interleave over 256-column
 // iterations and reduce through shared memory (deterministic, no atomics). With a split S > 1 the S blocks of one
 // thread-block cluster share the row blocks and each takes 1/S of the columns: it stages and quantizes only its own
@@ -79,6 +81,7 @@ struct BwLaunch {
     float* x_out;
     int l2pf;         // DecodeOptions::bw_l2: request the warp's later iterations from L2 at the start
     int skip;         // measurement only (PLANEQ_BW_SKIP, wrong results): 1 skips the quantization, 2 the weights
+    bool a8;          // int8 activations only (DecodeOptions::bw_act8; a pre-quantized input: as its producer wrote it)
     BwQuantized xq;   // h set: the input arrives quantized (x, up unused)
     BwPair pair;      // h set: gate/up paired, the epilogue writes silu(gate)·up quantized here
 };
@@ -123,17 +126,37 @@ struct Bytes {
     }
 };
 
-// Σ_c tot_c / 4^c: each class sum carries 4^c exactly (the masked code sits at bit 2c of its byte).
+// Σ_c t_c / 4^c: each class sum carries 4^c exactly (the masked code sits at bit 2c of its byte).
+__device__ __forceinline__ int fold_classes(const int* t) { return t[0] + (t[1] >> 2) + (t[2] >> 4) + (t[3] >> 6); }
+// The same over hi/lo class sums 254·h + l.
 __device__ __forceinline__ int fold4(const int* h, const int* l) {
     int t[4];
 #pragma unroll
     for (int c = 0; c < 4; ++c) t[c] = h[c] * 254 + l[c];  // < 2^31 for groups ≤ 256 (192 · 127 · 256 · 254)
-    return t[0] + (t[1] >> 2) + (t[2] >> 4) + (t[3] >> 6);
+    return fold_classes(t);
+}
+
+// a / b rounded to nearest-even in f32 for finite a and b > 0, as an IEEE division (the CPU's), without the slow-path
+// call of div.rn.f32, which costs the weight-holding kernels ~10 registers of spills: the quotient in f64 by a
+// reciprocal estimate, two Newton steps and one residual correction (error far below half an f32 ulp), rounded to f32.
+// It differs from the IEEE result only if a / b lies within ~1e-15 relative of an f32 rounding boundary.
+__device__ __forceinline__ float div_rn_f32(float a, float b) {
+    const double bd = b, ad = a;
+    double y;
+    asm("rcp.approx.ftz.f64 %0, %1;" : "=d"(y) : "d"(bd));
+    y = fma(y, fma(-bd, y, 1.0), y);
+    y = fma(y, fma(-bd, y, 1.0), y);
+    double q = ad * y;
+    q = fma(fma(-q, bd, ad), y, q);
+    return __double2float_rn(q);
 }
 
 // Quantizes V values a lane holds, a group being `LANES` consecutive lanes (32, or 16 = half a warp), as
 // x ≈ s·(h + l/254) with s = max|x|/127: h, l packed 4 a word, X = Σ(254h + l) over the group, amax.
-template <int V, int LANES>
+// A8 (DecodeOptions::bw_act8): x ≈ s·h only, X = Σh, l left zero, with the CPU kernels' quantizer to the bit
+// (int_group_quantize_act_*: 127/amax and the products rounded as IEEE f32, ties to even), so that the GPU's int
+// sums equal the CPU's.
+template <int V, int LANES, bool A8 = false>
 __device__ __forceinline__ void quant_lanes(const float (&a)[V], uint32_t (&ph)[(V + 3) / 4], uint32_t (&pl)[(V + 3) / 4], int& X,
                                             float& amax) {
     amax = 0.0f;
@@ -144,7 +167,7 @@ __device__ __forceinline__ void quant_lanes(const float (&a)[V], uint32_t (&ph)[
     else
 #pragma unroll
         for (int o = LANES / 2; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    const float inv = amax > 0.0f ? __fdividef(127.0f, amax) : 0.0f;  // inv need not be exactly 1/s
+    const float inv = amax > 0.0f ? (A8 ? div_rn_f32(127.0f, amax) : __fdividef(127.0f, amax)) : 0.0f;  // hi/lo: inv need not be exactly 1/s
     X = 0;
 #pragma unroll
     for (int i = 0; i < (V + 3) / 4; ++i) ph[i] = pl[i] = 0;
@@ -155,15 +178,27 @@ __device__ __forceinline__ void quant_lanes(const float (&a)[V], uint32_t (&ph)[
         const float t = __fadd_rn(u, kMagic);
         const float hf = __fsub_rn(t, kMagic);
         const int h = __float_as_int(t) - kMagicBits;
-        const int l = __float_as_int(__fmaf_rn(__fsub_rn(u, hf), 254.0f, kMagic)) - kMagicBits;
-        X += 254 * h + l;
         ph[i / 4] |= uint32_t(h & 0xff) << (8 * (i % 4));
-        pl[i / 4] |= uint32_t(l & 0xff) << (8 * (i % 4));
+        if constexpr (A8) {
+            X += h;
+            (void)hf;
+        } else {
+            const int l = __float_as_int(__fmaf_rn(__fsub_rn(u, hf), 254.0f, kMagic)) - kMagicBits;
+            X += 254 * h + l;
+            pl[i / 4] |= uint32_t(l & 0xff) << (8 * (i % 4));
+        }
     }
     if constexpr (LANES == 32) X = __reduce_add_sync(0xffffffffu, X);
     else
 #pragma unroll
         for (int o = LANES / 2; o > 0; o >>= 1) X += __shfl_xor_sync(0xffffffffu, X, o);
+}
+
+// A group's record (s_x, X): the int sums times s_x are the group's dot product. hi/lo: s/254 with X = Σ(254h + l);
+// A8: s = amax/127 as the CPU computes it, X = Σh.
+template <bool A8>
+__device__ __forceinline__ float2 act_record(float amax, int X) {
+    return make_float2(A8 ? div_rn_f32(amax, 127.0f) : amax * (1.0f / (127.0f * 254.0f)), __int_as_float(X));
 }
 
 // G: group size (32 … 256). WR: 32-row blocks per CTA (the 16/WR warps of each split its columns). 2 CTAs of 512
@@ -176,7 +211,8 @@ __device__ __forceinline__ void quant_lanes(const float (&a)[V], uint32_t (&ph)[
 // kernel 80 bytes of spills. NORM: the input is a residual add + RMSNorm (BwLaunch::delta, norm_w, x_out), also its
 // own instantiation: compiled into every kernel it cost the plain ones 20–40 bytes of spills and the stack 7%
 // (821.7 → 765 tokens/s).
-template <int F, int G, int WR, int MODE, bool NORM>
+// A8: int8 activations only (x ≈ s·h, no l): one dp4a per 4 weights instead of two (DecodeOptions::bw_act8).
+template <int F, int G, int WR, int MODE, bool NORM, bool A8>
 __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunch L) {
     constexpr bool PQ = MODE == 1, PAIR = MODE == 2;
     constexpr int WK = kBwWarps / WR, GPI = 256 / G, GA = PQ && G > 64 ? 64 : G, API = 256 / GA, V = GA / 32;
@@ -245,14 +281,15 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
     const int ns = nit * 256, cb = it0 * 256;  // the slice's columns and its first
     if constexpr (PQ) {
         // ---- a pre-quantized input (written by the producer's epilogue): copy the slice's h, l and records ----
+        constexpr int NV = A8 ? 1 : 2;  // h (and l)
         const int n16 = ns / 16, nr = ns / GA;
-        for (int i = int(threadIdx.x); i < 2 * n16 + nr; i += kBwWarps * 32) {
-            if (i < 2 * n16) {
+        for (int i = int(threadIdx.x); i < NV * n16 + nr; i += kBwWarps * 32) {
+            if (i < NV * n16) {
                 const int k = i < n16 ? i : i - n16;
                 const uint4 v = __ldcg(reinterpret_cast<const uint4*>((i < n16 ? L.xq.h : L.xq.l) + cb) + k);
                 reinterpret_cast<uint4*>(i < n16 ? xh : xl)[k] = v;
             } else {
-                gsc[i - 2 * n16] = __ldcg(L.xq.rec + cb / GA + (i - 2 * n16));
+                gsc[i - NV * n16] = __ldcg(L.xq.rec + cb / GA + (i - NV * n16));
             }
         }
         if (warp == 0) {  // Σ x² of the whole input (the RMS scale): the producer's per-tile sums, fixed order
@@ -347,7 +384,7 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
             uint32_t ph[(V + 3) / 4], pl[(V + 3) / 4];
             int X;
             float amax;
-            quant_lanes<V, 32>(a, ph, pl, X, amax);
+            quant_lanes<V, 32, A8>(a, ph, pl, X, amax);
             if constexpr (V == 1) {
                 xh[c0] = int8_t(ph[0]), xl[c0] = int8_t(pl[0]);
             } else if constexpr (V == 2) {
@@ -357,7 +394,7 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
                 for (int i = 0; i < V / 4; ++i)
                     reinterpret_cast<uint32_t*>(xh + c0)[i] = ph[i], reinterpret_cast<uint32_t*>(xl + c0)[i] = pl[i];
             }
-            if (lane == 0) gsc[j] = make_float2(amax * (1.0f / (127.0f * 254.0f)), __int_as_float(X));
+            if (lane == 0) gsc[j] = act_record<A8>(amax, X);
         }
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) s2 += __shfl_xor_sync(0xffffffffu, s2, o);
@@ -379,14 +416,18 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
             for (int wi = 0; wi < 4; ++wi) {
                 const int col = (it - it0) * 256 + i * 64 + wi * 16;  // in the slice
                 const uint4 hv = *reinterpret_cast<const uint4*>(xh + col);
-                const uint4 lv = *reinterpret_cast<const uint4*>(xl + col);
+                uint4 lv = make_uint4(0, 0, 0, 0);
+                if constexpr (!A8) lv = *reinterpret_cast<const uint4*>(xl + col);
                 const uint32_t hs[4] = {hv.x, hv.y, hv.z, hv.w}, ls[4] = {lv.x, lv.y, lv.z, lv.w};
 #pragma unroll
                 for (int c = 0; c < 4; ++c) {
                     if constexpr (!BIT) {  // class accumulators: the 4^c goes at the group end (fold4)
                         const uint32_t m = wv[wi] & (0x03030303u << (2 * c));
                         ah[c] = dp4a_us(m, hs[c], ah[c]);
-                        al[c] = dp4a_us(m, ls[c], al[c]);
+                        if constexpr (!A8) al[c] = dp4a_us(m, ls[c], al[c]);
+                    } else if constexpr (A8) {  // class accumulators as int2's (8 registers, as hi/lo's 4 below)
+                        ah[c] = dp4a_us(wv[wi] & (0x03030303u << (2 * c)), hs[c], ah[c]);
+                        bh[c] = dp4a_us(wv[wi] & (0x02020202u << (2 * c)), hs[c], bh[c]);
                     } else {  // a shift per class instead: 4 accumulators, not 16 (≤ 64 registers without spills)
                         const uint32_t wc = wv[wi] >> (2 * c);
                         ah[0] = dp4a_us(wc & 0x03030303u, hs[c], ah[0]);
@@ -401,21 +442,21 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
                     const float2 g = gsc[(it - it0) * API + ga];
                     const int X = __float_as_int(g.y);
                     if constexpr (!BIT) {
-                        const int D = fold4(ah, al);
+                        const int D = A8 ? fold_classes(ah) : fold4(ah, al);
                         const uint32_t r = b.c[0].template rec<RB>(gs);
                         const float s = __half2float(__ushort_as_half(uint16_t(r & 0xffffu)));
                         yacc = fmaf(s * g.x, float(D - int(r >> 16) * X), yacc);
                     } else {
-                        const int D = ah[0] * 254 + al[0], D2 = bh[0] * 254 + bl[0];  // Σ v x̂, Σ 2·b2 x̂ (b1: D − D2)
+                        // Σ v x̂, Σ 2·b2 x̂ (b1: D − D2); A8: the class sums carry 4^c exactly, as int2's
+                        const int D = A8 ? fold_classes(ah) : ah[0] * 254 + al[0], D2 = A8 ? fold_classes(bh) : bh[0] * 254 + bl[0];
                         auto bf = [](uint32_t v) { return __uint_as_float(v << 16); };
                         const float c0 = bf(b.c[0].template rec<RB>(gs)), c1 = bf(b.c[1].template rec<RB>(gs)),
                                     c2 = bf(b.c[2].template rec<RB>(gs));
                         const float v = fmaf(c0, float(X), fmaf(c1, float(D - D2), 0.5f * c2 * float(D2)));
                         yacc = fmaf(g.x, v, yacc);
-                        bh[0] = bl[0] = 0;
                     }
 #pragma unroll
-                    for (int c = 0; c < 4; ++c) ah[c] = al[c] = 0;
+                    for (int c = 0; c < 4; ++c) ah[c] = al[c] = bh[c] = bl[c] = 0;
                 }
             }
         }
@@ -473,12 +514,12 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
                 uint32_t ph[1], pl[1];
                 int X;
                 float amax;
-                if (L.pair.ga == 64) quant_lanes<2, 32>(a, ph, pl, X, amax);
-                else quant_lanes<2, 16>(a, ph, pl, X, amax);
+                if (L.pair.ga == 64) quant_lanes<2, 32, A8>(a, ph, pl, X, amax);
+                else quant_lanes<2, 16, A8>(a, ph, pl, X, amax);
                 const int c = 64 * tile + 2 * lane;
-                *reinterpret_cast<uint16_t*>(L.pair.h + c) = uint16_t(ph[0]), *reinterpret_cast<uint16_t*>(L.pair.l + c) = uint16_t(pl[0]);
-                if (lane % (L.pair.ga / 2) == 0)
-                    L.pair.rec[c / L.pair.ga] = make_float2(amax * (1.0f / (127.0f * 254.0f)), __int_as_float(X));
+                *reinterpret_cast<uint16_t*>(L.pair.h + c) = uint16_t(ph[0]);
+                if (!A8) *reinterpret_cast<uint16_t*>(L.pair.l + c) = uint16_t(pl[0]);
+                if (lane % (L.pair.ga / 2) == 0) L.pair.rec[c / L.pair.ga] = act_record<A8>(amax, X);
                 if (lane == 0) L.pair.s2[tile] = s2;
             }
         }
@@ -514,28 +555,28 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
     cluster.sync();  // no block leaves while another may still read its shared memory
 }
 
-template <int F, int G, int WR, int MODE = 0, bool NORM = false>
+template <int F, int G, int WR, int MODE, bool NORM, bool A8>
 void launch_bw(const BwLaunch& L, int blocks, cudaStream_t s) {
     constexpr bool PQ = MODE == 1;
     constexpr int GA = PQ && G > 64 ? 64 : G;
     const size_t smem = size_t(L.slice_pad) * (PQ ? 2 : L.up ? 10 : 6) + size_t(L.slice_pad / GA) * sizeof(float2);
     static const bool raised = [] {  // above 48 KB a kernel must opt in (once per instantiation): > 8K columns
-        PLANEQ_CUDA_CHECK(cudaFuncSetAttribute(bw_gemv_kernel<F, G, WR, MODE, NORM>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
+        PLANEQ_CUDA_CHECK(cudaFuncSetAttribute(bw_gemv_kernel<F, G, WR, MODE, NORM, A8>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
         return true;
     }();
     (void)raised;
-    launch_pdl_cluster(bw_gemv_kernel<F, G, WR, MODE, NORM>, dim3(blocks), dim3(kBwWarps * 32), smem, s, L.split, L);
+    launch_pdl_cluster(bw_gemv_kernel<F, G, WR, MODE, NORM, A8>, dim3(blocks), dim3(kBwWarps * 32), smem, s, L.split, L);
 }
 
 // A plain launch (MODE 0) by its 32-row blocks per CTA.
-template <int F, int G, bool NORM>
+template <int F, int G, bool NORM, bool A8>
 void launch_bw_plain(const BwLaunch& L, int wr, int blocks, cudaStream_t s) {
-    if (wr == 4) launch_bw<F, G, 4, 0, NORM>(L, blocks, s);
-    else if (wr == 2) launch_bw<F, G, 2, 0, NORM>(L, blocks, s);
-    else launch_bw<F, G, 1, 0, NORM>(L, blocks, s);
+    if (wr == 4) launch_bw<F, G, 4, 0, NORM, A8>(L, blocks, s);
+    else if (wr == 2) launch_bw<F, G, 2, 0, NORM, A8>(L, blocks, s);
+    else launch_bw<F, G, 1, 0, NORM, A8>(L, blocks, s);
 }
 
-template <int F, int G>
+template <int F, int G, bool A8>
 void launch_bw_wr(BwLaunch L, int wr, cudaStream_t s) {
     int tiles = 0;
     for (int i = 0; i < L.nprob; ++i) L.prob[i].block_begin = tiles, tiles += (L.prob[i].rbs + wr - 1) / wr;
@@ -543,24 +584,24 @@ void launch_bw_wr(BwLaunch L, int wr, cudaStream_t s) {
     const int blocks = tiles * L.split;
     if (L.xq.h) {  // a pre-quantized input: one row block a CTA (down's shape), the instantiations kept few
         if (wr != 1) fail("cuda gemv (bw): a pre-quantized input takes one row block a CTA");
-        return launch_bw<F, G, 1, 1>(L, blocks, s);
+        return launch_bw<F, G, 1, 1, false, A8>(L, blocks, s);
     }
     const bool norm = L.delta || L.norm_w || L.x_out;
     if (L.pair.h) {
         if (wr != 4 || L.split != 1) fail("cuda gemv (bw): a paired gate/up takes 4 row blocks a CTA, no split");
-        return norm ? launch_bw<F, G, 4, 2, true>(L, blocks, s) : launch_bw<F, G, 4, 2>(L, blocks, s);
+        return norm ? launch_bw<F, G, 4, 2, true, A8>(L, blocks, s) : launch_bw<F, G, 4, 2, false, A8>(L, blocks, s);
     }
-    if (norm) launch_bw_plain<F, G, true>(L, wr, blocks, s);
-    else launch_bw_plain<F, G, false>(L, wr, blocks, s);
+    if (norm) launch_bw_plain<F, G, true, A8>(L, wr, blocks, s);
+    else launch_bw_plain<F, G, false, A8>(L, wr, blocks, s);
 }
 
-template <int F>
+template <int F, bool A8>
 void launch_bw_g(const BwLaunch& L, int group, int wr, cudaStream_t s) {
     switch (group) {
-        case 32: return launch_bw_wr<F, 32>(L, wr, s);
-        case 64: return launch_bw_wr<F, 64>(L, wr, s);
-        case 128: return launch_bw_wr<F, 128>(L, wr, s);
-        case 256: return launch_bw_wr<F, 256>(L, wr, s);
+        case 32: return launch_bw_wr<F, 32, A8>(L, wr, s);
+        case 64: return launch_bw_wr<F, 64, A8>(L, wr, s);
+        case 128: return launch_bw_wr<F, 128, A8>(L, wr, s);
+        case 256: return launch_bw_wr<F, 256, A8>(L, wr, s);
     }
     fail("cuda gemv (bw): bad group size");
 }
@@ -595,9 +636,11 @@ BwLaunch make_launch(const GpuWeight* const* w, float* const* y, int n, const Ac
     L.nprob = n, L.cols = int(act->cols), L.cols_pad = int(act->cols_pad), L.iters = int(w0.supers);
     L.x = act->bw_x, L.up = act->bw_up, L.rms = act->rms_norm ? 1 : 0, L.eps = act->bw_eps;
     L.delta = act->bw_delta, L.norm_w = act->bw_norm_w, L.x_out = act->bw_x_out;
+    L.a8 = decode_options().bw_act8;
     if (act->bw_preq) {  // quantized by the producer's epilogue (gemv_bw_pair)
         if (act->bw_ga != std::min(w0.group, 64)) fail("cuda gemv (bw): the pre-quantized input has another group size");
         L.xq = bw_quantized(*act);
+        L.a8 = act->bw_a8;
     }
     auto aligned = [](const float* p) { return p == nullptr || (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
     L.vec = aligned(L.x) && aligned(L.up) && aligned(L.delta) && aligned(L.x_out) && L.cols % 4 == 0;
@@ -623,8 +666,8 @@ BwLaunch make_launch(const GpuWeight* const* w, float* const* y, int n, const Ac
 
 void launch(BwLaunch& L, int group, int fmt, int wr, int split, cudaStream_t s) {
     L.split = split, L.slice_pad = (L.iters + split - 1) / split * 256;
-    if (fmt == kInt2) launch_bw_g<kInt2>(L, group, wr, s);
-    else if (fmt == kBit2) launch_bw_g<kBit2>(L, group, wr, s);
+    if (fmt == kInt2) L.a8 ? launch_bw_g<kInt2, true>(L, group, wr, s) : launch_bw_g<kInt2, false>(L, group, wr, s);
+    else if (fmt == kBit2) L.a8 ? launch_bw_g<kBit2, true>(L, group, wr, s) : launch_bw_g<kBit2, false>(L, group, wr, s);
     else fail("cuda gemv (bw): format without a bw kernel");
     PLANEQ_CUDA_CHECK(cudaGetLastError());
 }
@@ -673,7 +716,7 @@ bool gemv_bw_pair(const GpuWeight* const* w, float* const* y, int n, const ActBu
     L.pair.ga = std::min(nw.group, 64);
     launch(L, wg.group, wg.fmt, 4, 1, s);
     a.cols_pad = nw.supers * kSuperCols, a.cols = rows, a.batch = 1, a.group = nw.group, a.rms_norm = next.rms_norm;
-    a.i8_bits = 0, a.bw = true, a.bw_preq = true, a.bw_ga = L.pair.ga, a.bw_x = nullptr, a.bw_up = nullptr;
+    a.i8_bits = 0, a.bw = true, a.bw_preq = true, a.bw_ga = L.pair.ga, a.bw_a8 = L.a8, a.bw_x = nullptr, a.bw_up = nullptr;
     a.clear_bw_norm();
     return true;
 }

@@ -99,6 +99,7 @@ struct ActBuffer {
     // of bw_ga columns.
     bool bw_preq = false;
     int bw_ga = 0;
+    bool bw_a8 = false;  // ...with int8 activations only (DecodeOptions::bw_act8): records (s, Σh), l unused
     int8_t* bwq = nullptr;
     ~ActBuffer();
 };
