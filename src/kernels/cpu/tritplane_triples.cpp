@@ -17,25 +17,10 @@ TritTriples tritplane_to_triples(const TritplaneView& w) {
     t.NSW = (t.NT + 14) / 15;
     t.nblocks = (w.rows + 31) / 32;
     t.bytes.assign(size_t(t.nblocks * t.block_bytes()), 0);
-    const int g = w.group, nb = w.nb;
-    const TritplaneGeometry geo(g);
-    // Tables: where each segment's bytes sit in a row, which (byte, digit) holds trit i, the digits of a byte.
-    std::vector<int32_t> off(size_t(t.ngroups * 2 * nb));
-    for (int64_t j = 0; j < t.ngroups; ++j)
-        for (int p = 0; p < 2; ++p)
-            for (int b = 0; b < nb; ++b) off[size_t((j * 2 + p) * nb + b)] = int32_t(tritplane_byte_offset(geo, w.ngroups, j, p, b));
-    std::vector<int16_t> trit_of(size_t(5 * nb));  // trit of (byte b, digit k); padding digits go to slot g + 2
-    for (int b = 0; b < nb; ++b)
-        for (int k = 0; k < 5; ++k) {
-            const int i = geo.trit_at(b, k);
-            trit_of[size_t(5 * b + k)] = int16_t(i >= 0 ? i : g + 2);
-        }
-    uint8_t digit[5][256];
-    for (int v = 0; v < 256; ++v)
-        for (unsigned k = 0, m = unsigned(v); k < 5; ++k, m = (m * 3u) & 0xFFu) digit[k][v] = uint8_t((m * 3u) >> 8);
+    const int g = w.group;
 #pragma omp parallel for schedule(static)
     for (int64_t blk = 0; blk < t.nblocks; ++blk) {
-        uint8_t u[256 + 3];  // a segment's digits u = t + 1, two padding digits (t = 0), a slot for the tail's padding
+        uint8_t u[256 + 2];  // a segment's digits u = t + 1, then two padding digits (t = 0) for the last triple
         for (int64_t j = 0; j < t.ngroups; ++j) {
             uint8_t* grp = t.bytes.data() + blk * t.block_bytes() + j * t.group_bytes();
             uint16_t* scales = reinterpret_cast<uint16_t*>(grp + 2 * t.plane_bytes());
@@ -43,19 +28,13 @@ TritTriples tritplane_to_triples(const TritplaneView& w) {
                 uint8_t* idx = grp + p * t.plane_bytes();
                 uint16_t* sign = reinterpret_cast<uint16_t*>(idx + t.NP * 32);
                 for (int w16 = 0; w16 < t.NSW * 32; ++w16) sign[w16] = 1;  // bit 0 set, every sign +
-                const int32_t* o = off.data() + (j * 2 + p) * nb;
                 for (int r = 0; r < 32; ++r) {
                     const int64_t row = 32 * blk + r;
                     if (row >= w.rows) {  // padding rows: the zero triple (index 13), scales 0
                         for (int q = 0; q < t.NP; ++q) idx[q * 32 + r] = 13 | 13 << 4;
                         continue;
                     }
-                    const uint8_t* src = w.trits + row * w.row_bytes;
-                    for (int b = 0; b < nb; ++b) {
-                        const uint8_t v = src[o[b]];
-                        const int16_t* to = trit_of.data() + 5 * b;
-                        for (int k = 0; k < 5; ++k) u[to[k]] = digit[k][v];
-                    }
+                    tritplane_segment_digits(w, w.trits + row * w.row_bytes, j, p, u);
                     u[g] = u[g + 1] = 1;
                     // Word lane of row r: vector A (rows 0–7, 16–23) or B (8–15, 24–31), lane r % 8 + 8·(r ≥ 16).
                     const int vec = (r / 8) % 2, lane = r % 8 + 8 * (r / 16);
