@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/cpu/group_dispatch.hpp"
 #include "kernels/cpu/int_group_kernels.hpp"
 
 namespace planeq::cpu {
@@ -107,15 +108,7 @@ void block(const IntBlocks& w, const Int8Act& a, int64_t blk, float* y) {
 
 template <int B>
 void run_g(const IntBlocks& w, const Int8Act& a, int64_t b0, int64_t b1, float* y) {
-    auto each = [&](auto kernel) {
-        for (int64_t b = b0; b < b1; ++b) kernel(w, a, b, y);
-    };
-    switch (w.group) {
-        case 32: return each(block<B, 32>);
-        case 64: return each(block<B, 64>);
-        case 128: return each(block<B, 128>);
-        default: return each(block<B, 256>);
-    }
+    for_each_block(w.group, b0, b1, [&]<int G>(int64_t b) { block<B, G>(w, a, b, y); });
 }
 
 }  // namespace

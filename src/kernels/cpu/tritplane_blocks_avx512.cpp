@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/cpu/group_dispatch.hpp"
 #include "kernels/cpu/tritplane_digits_avx512.hpp"
 #include "kernels/cpu/tritplane_kernels.hpp"
 #include "kernels/cpu/tritplane_recode.hpp"
@@ -209,15 +210,7 @@ void block(const TritBlocks& w, const TritBlockAct& a, const Dec& dec, int64_t b
 template <class Dec>
 void run(const TritBlocks& w, const TritBlockAct& a, int64_t b0, int64_t b1, float* y) {
     const Dec dec;
-    auto each = [&](auto kernel) {
-        for (int64_t b = b0; b < b1; ++b) kernel(w, a, dec, b, y);
-    };
-    switch (w.group) {
-        case 32: return each(block<32, Dec>);
-        case 64: return each(block<64, Dec>);
-        case 128: return each(block<128, Dec>);
-        default: return each(block<256, Dec>);
-    }
+    for_each_block(w.group, b0, b1, [&]<int G>(int64_t b) { block<G, Dec>(w, a, dec, b, y); });
 }
 
 }  // namespace
