@@ -28,6 +28,20 @@ namespace planeq::cuda_test {
 
 #define CK(expr) ASSERT_EQ((expr), cudaSuccess) << #expr
 
+// The decode switches (DecodeOptions) edited for a scope and restored at its end, also when an ASSERT leaves the test.
+struct ScopedDecodeOptions {
+    cuda::DecodeOptions keep = cuda::decode_options();
+    template <class Edit>
+    explicit ScopedDecodeOptions(Edit&& edit) {
+        cuda::DecodeOptions d = keep;
+        edit(d);
+        cuda::set_decode_options(d);
+    }
+    ~ScopedDecodeOptions() { cuda::set_decode_options(keep); }
+    ScopedDecodeOptions(const ScopedDecodeOptions&) = delete;
+    ScopedDecodeOptions& operator=(const ScopedDecodeOptions&) = delete;
+};
+
 struct DevBuf {
     float* p = nullptr;
     explicit DevBuf(size_t n) { EXPECT_EQ(cudaMalloc(&p, n * sizeof(float)), cudaSuccess); }

@@ -36,6 +36,8 @@
 namespace planeq::test {
 namespace {
 
+using cuda_test::ScopedDecodeOptions;
+
 const fs::path kWiki = shared_dir() / "data" / "wikitext2" / "wiki.test.raw";
 
 struct Gpu {
@@ -290,12 +292,6 @@ TEST(CudaForward, SyntheticQwen3MatchesCpu) {
     check_synthetic_qwen3("int-gidx");  // act-order int4 g32: columns sorted at upload, inputs gathered
 }
 
-// The residual add + RMSNorm inside the bw GEMVs (DecodeOptions::bw_norm, the default) against the separate
-// add + RMSNorm kernels and against the CPU forward (f32 activations, all positions at once), over 40 decode
-// steps: int2 and bitplane k=2, Llama (eps 1e-5) and Qwen3 (q/k norms, eps 1e-6, tied head). The two GPU paths
-// differ only in float rounding before the per-group int8 quantization of the input (norm_w ⊙ (x + delta) there,
-// its RMS-scaled copy here), which can flip a rounding of the low byte (an error ≤ s/254 in one value): the bar is
-// the GPU decode bar, 1e-3 per logits row, for each against the CPU and for the two against each other.
 // A 3-layer random model (hidden 512, GQA 8:2, head dim 64, vocab 1024) whose linears are `fmt` with 2 bits, g128:
 // Llama (eps 1e-5), or Qwen3 (q/k norms, eps 1e-6, tied head). Deterministic in the seeds.
 std::unique_ptr<Model> small_2bit_model(const char* fmt, bool qwen, uint64_t weight_seed, uint64_t seed) {
@@ -312,6 +308,12 @@ std::unique_ptr<Model> small_2bit_model(const char* fmt, bool qwen, uint64_t wei
     }, seed);
 }
 
+// The residual add + RMSNorm inside the bw GEMVs (DecodeOptions::bw_norm, the default) against the separate
+// add + RMSNorm kernels and against the CPU forward (f32 activations, all positions at once), over 40 decode
+// steps: int2 and bitplane k=2, Llama (eps 1e-5) and Qwen3 (q/k norms, eps 1e-6, tied head). The two GPU paths
+// differ only in float rounding before the per-group int8 quantization of the input (norm_w ⊙ (x + delta) there,
+// its RMS-scaled copy here), which can flip a rounding of the low byte (an error ≤ s/254 in one value): the bar is
+// the GPU decode bar, 1e-3 per logits row, for each against the CPU and for the two against each other.
 TEST(CudaForward, FusedNormMatchesSeparateKernelsAndCpu) {
     REQUIRE_GPU();
     const cuda::DecodeOptions keep = cuda::decode_options();
@@ -362,7 +364,6 @@ TEST(CudaForward, FusedNormMatchesSeparateKernelsAndCpu) {
 // the f32 forward). Bitplane's int8 path is held to the CPU's math at the GEMV (CudaGemvBw.Int8Activations…: 1e-5).
 TEST(CudaForward, Int8ActivationDecodeMatchesCpuDecode) {
     REQUIRE_GPU();
-    const cuda::DecodeOptions keep = cuda::decode_options();
     for (const char* fmt : {"int"})
         for (bool qwen : {false, true}) {
             auto m = small_2bit_model(fmt, qwen, 41, 9);
@@ -390,17 +391,18 @@ TEST(CudaForward, Int8ActivationDecodeMatchesCpuDecode) {
             for (int p = 0; p < n; ++p) cpu_gap = std::max(cpu_gap, row_rel(cpu_dec.data() + p * c.vocab, cpu_f32.data() + p * c.vocab, c.vocab));
             std::printf("[act8 decode, %s] cpu decode vs the f32 forward %.2e\n", what.c_str(), cpu_gap);
             for (int fused = 0; fused < 2; ++fused) {
-                cuda::DecodeOptions d = keep;
-                d.bw = true, d.bw_act8 = true, d.bw_pair = false, d.bw_norm = fused == 1;
-                cuda::set_decode_options(d);
-                Gpu g(*m, n);
                 double vs_dec = 0, vs_f32 = 0;
-                for (int p = 0; p < n; ++p) {
-                    const auto row = g.runner->forward(std::span<const int32_t>(&ids[size_t(p)], 1), Logits::Last);
-                    vs_dec = std::max(vs_dec, row_rel(row.data(), cpu_dec.data() + p * c.vocab, c.vocab));
-                    vs_f32 = std::max(vs_f32, row_rel(row.data(), cpu_f32.data() + p * c.vocab, c.vocab));
+                {
+                    const ScopedDecodeOptions o([&](cuda::DecodeOptions& d) {
+                        d.bw = true, d.bw_act8 = true, d.bw_pair = false, d.bw_norm = fused == 1;
+                    });
+                    Gpu g(*m, n);
+                    for (int p = 0; p < n; ++p) {
+                        const auto row = g.runner->forward(std::span<const int32_t>(&ids[size_t(p)], 1), Logits::Last);
+                        vs_dec = std::max(vs_dec, row_rel(row.data(), cpu_dec.data() + p * c.vocab, c.vocab));
+                        vs_f32 = std::max(vs_f32, row_rel(row.data(), cpu_f32.data() + p * c.vocab, c.vocab));
+                    }
                 }
-                cuda::set_decode_options(keep);
                 std::printf("[act8 decode, %s, norm %s] logits rel err vs cpu decode %.2e (vs the f32 forward %.2e)\n", what.c_str(),
                             fused ? "fused" : "separate", vs_dec, vs_f32);
                 EXPECT_LE(vs_dec, 1e-3) << what << (fused ? " fused" : " separate");
@@ -425,14 +427,12 @@ TEST(CudaForward, Int8ActivationGreedyRunMatchesCpu) {
     go.sampler.temperature = 0;
     std::vector<int32_t> out_cpu, out_gpu;
     generate(*m, prompt, go, [&](int32_t t) { return out_cpu.push_back(t), true; });
-    const cuda::DecodeOptions keep = cuda::decode_options();
-    cuda::DecodeOptions d = keep;
-    d.bw = true, d.bw_act8 = true, d.bw_pair = false;
-    cuda::set_decode_options(d);
-    auto g = cuda::GpuModel::upload(*m);
-    auto r = cuda::make_gpu_runner(*g, generate_capacity(prompt, go));
-    generate(*r, prompt, go, [&](int32_t t) { return out_gpu.push_back(t), true; });
-    cuda::set_decode_options(keep);
+    {
+        const ScopedDecodeOptions o([](cuda::DecodeOptions& d) { d.bw = true, d.bw_act8 = true, d.bw_pair = false; });
+        auto g = cuda::GpuModel::upload(*m);
+        auto r = cuda::make_gpu_runner(*g, generate_capacity(prompt, go));
+        generate(*r, prompt, go, [&](int32_t t) { return out_gpu.push_back(t), true; });
+    }
     EXPECT_EQ(out_gpu, out_cpu);
 }
 

@@ -71,14 +71,9 @@ double bw_error(const PackedWeight& w, uint64_t seed, bool silu, bool rms, int o
     return rel_error(y, ref);
 }
 
-struct BwOptions {  // sets DecodeOptions for a scope
-    cuda::DecodeOptions keep = cuda::decode_options();
-    BwOptions(bool bw, int rows, int split = 0, bool act8 = false) {
-        cuda::DecodeOptions d = keep;
-        d.bw = bw, d.bw_rows = rows, d.bw_split = split, d.bw_act8 = act8;
-        cuda::set_decode_options(d);
-    }
-    ~BwOptions() { cuda::set_decode_options(keep); }
+struct BwOptions : ScopedDecodeOptions {  // the bw kernel's switches for a scope
+    BwOptions(bool bw, int rows, int split = 0, bool act8 = false)
+        : ScopedDecodeOptions([&](cuda::DecodeOptions& d) { d.bw = bw, d.bw_rows = rows, d.bw_split = split, d.bw_act8 = act8; }) {}
 };
 
 TEST(CudaGemvBw, MatchesReference) {

@@ -421,19 +421,18 @@ nlohmann::json bench_stack(const ModelConfig& c, const std::string& format, cons
         cuda::set_decode_options(keep);
         const Layer& L0 = st.layers[0];
         const std::vector<std::pair<const char*, const GpuWeightPtr*>> shapes = {{"q/o", &L0.q}, {"k/v", &L0.k}, {"gate/up", &L0.gate}, {"down", &L0.down}};
-        // int8 path, bw automatic, bw automatic with int8 activations (split −2), then (rows, split)
-        std::vector<std::pair<int, int>> grid = {{-1, -1}, {0, 0}, {0, -2}};
+        // int8 path (rows −1), bw automatic (0), bw automatic with int8 activations, then (rows, split)
+        struct G { int rows, split; bool a8; };
+        std::vector<G> grid = {{-1, 0, false}, {0, 0, false}, {0, 0, true}};
         for (int rows : {1, 2, 4})
-            for (int split : {1, 2, 4}) grid.push_back({rows, split});
-        for (auto [rows, split] : grid) {
+            for (int split : {1, 2, 4}) grid.push_back({rows, split, false});
+        for (auto [rows, split, a8] : grid) {
             cuda::DecodeOptions d = keep;
-            d.bw = rows >= 0, d.bw_rows = std::max(rows, 0), d.bw_split = std::max(split, 0), d.bw_l2 = false;
-            d.bw_act8 = split == -2;
+            d.bw = rows >= 0, d.bw_rows = std::max(rows, 0), d.bw_split = split, d.bw_l2 = false, d.bw_act8 = a8;
             cuda::set_decode_options(d);
             if (o.text) {
                 if (rows < 0) std::printf("single GEMV, batch 1, int8 path (prep not timed):\n");
-                else if (split == -2) std::printf("single GEMV, batch 1, bw path, automatic, int8 activations:\n");
-                else if (rows == 0) std::printf("single GEMV, batch 1, bw path (prep inside), automatic:\n");
+                else if (rows == 0) std::printf("single GEMV, batch 1, bw path (prep inside), automatic%s:\n", a8 ? ", int8 activations" : "");
                 else std::printf("single GEMV, batch 1, bw path, rows %d split %d:\n", rows, split);
             }
             for (auto [name, w] : shapes) {
