@@ -257,6 +257,40 @@ nlohmann::json time_stack(const Stack& st, Buffers& b, int B, bool cublas, int64
             {"graph_nodes", nodes}, {"kernel", cublas ? "cublas" : "planeq"}};
 }
 
+// The stack's ceiling in this run: the same launches (per layer q/k/v, o, gate/up, down, then the head) as
+// load-only kernels of the same bytes (cuda::load_only: PDL, loads before the wait, nothing after it), one graph,
+// over a fresh buffer of the stack's size so that the L2 serves none of it. Tokens/s at batch 1.
+nlohmann::json time_load_chain(const Stack& st, int64_t n, int reps, double copy_gbs, cudaStream_t s) {
+    std::vector<size_t> launch;
+    for (const Layer& L : st.layers) {
+        launch.push_back(cuda::device_bytes(*L.q) + cuda::device_bytes(*L.k) + cuda::device_bytes(*L.v));
+        launch.push_back(cuda::device_bytes(*L.o));
+        launch.push_back(cuda::device_bytes(*L.gate) + cuda::device_bytes(*L.up));
+        launch.push_back(cuda::device_bytes(*L.down));
+    }
+    launch.push_back(cuda::device_bytes(*st.head));
+    size_t total = 0;
+    for (size_t& b : launch) total += (b = b / 16 * 16);
+    uint8_t* buf = nullptr;
+    float* sink = nullptr;
+    CK(cudaMalloc(&buf, total));
+    CK(cudaMalloc(&sink, sizeof(float)));
+    CK(cudaMemset(buf, 0x5a, total));
+    double t = 0;
+    {
+        const CapturedGraph g(s, [&] {
+            size_t off = 0;
+            for (size_t b : launch) cuda::load_only(buf + off, b, sink, s), off += b;
+        });
+        t = median(g.time(s, reps, n));
+    }
+    CK(cudaFree(buf));
+    CK(cudaFree(sink));
+    const double gbs = double(total) / t / 1e9;
+    return {{"tokens_per_s", 1.0 / t}, {"bytes_per_step", total}, {"weight_gbs", gbs}, {"fraction_of_copy_bandwidth", gbs / copy_gbs},
+            {"launches", launch.size()}};
+}
+
 // One GEMV shape alone: launches over enough copies of the weight that the L2 (60 MB) cannot serve them.
 nlohmann::json time_shape(const GpuWeightPtr& w0, const Stack& st, Buffers& b, int B, bool cublas, double copy_gbs, cudaStream_t s) {
     const size_t bytes = cuda::device_bytes(*w0);
@@ -339,6 +373,15 @@ nlohmann::json bench_stack(const ModelConfig& c, const std::string& format, cons
     }
     j["decode"] = time_stack(st, b, o.batch, false, o.generate, o.reps, copy_gbs, s);
     if (o.text) print_stack(("planeq " + format).c_str(), j["decode"]);
+    if (o.batch == 1) {  // the ceiling of these launches: load-only kernels of the same sizes
+        j["decode_load_only"] = time_load_chain(st, o.generate, o.reps, copy_gbs, s);
+        const nlohmann::json& c = j["decode_load_only"];
+        if (o.text)
+            std::printf("load-only chain, the same %d launches and bytes: %.1f tokens/s, %.1f GB/s = %5.1f%% of D2D copy (the stack: %.1f%% of it)\n",
+                        c["launches"].get<int>(), c["tokens_per_s"].get<double>(), c["weight_gbs"].get<double>(),
+                        100 * c["fraction_of_copy_bandwidth"].get<double>(),
+                        100 * j["decode"]["tokens_per_s"].get<double>() / c["tokens_per_s"].get<double>());
+    }
     if (cublas_too) {
         j["decode_cublas"] = time_stack(st, b, o.batch, true, o.generate, o.reps, copy_gbs, s);
         if (o.text) print_stack("cuBLAS bf16", j["decode_cublas"]);

@@ -143,6 +143,12 @@ void gemv_cublas_bf16(const GpuWeight& w, const float* x, uint16_t* xbf16, int b
 // out[i] = silu(g[i]) · u[i] for n values (the dense MLP's activation; plane formats fuse it into prepare_act).
 void silu_mul(const float* g, const float* u, float* out, int64_t n, cudaStream_t s);
 
+// A baseline for the decode stack (load_only.cu): one launch that only reads `bytes` (a multiple of 16) at `p`
+// (16-byte aligned) the way the batch-1 GEMVs read their weights (PDL, each thread's first loads requested before
+// griddepcontrol.wait, 2 blocks of 512 threads an SM), then nothing; `sink` is written only if an impossible
+// value comes out. A chain of these with a stack's launch sizes is the ceiling of dependent launches of those sizes.
+void load_only(const void* p, size_t bytes, float* sink, cudaStream_t s);
+
 // ---- Prefill (many tokens): the plane GEMM on wgmma (gemm_planes.cu) ----
 // Activations for the plane GEMM: x converted once to fp16 in the GPU's shared-memory image (docs/cuda.md).
 struct PrefillBuffer;
