@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <span>
+#include <tuple>
 
 #include <cuda_runtime.h>
 
@@ -410,10 +412,12 @@ TEST(CudaForward, Int8ActivationDecodeMatchesCpuDecode) {
         }
 }
 
-// The same property end to end on the bundled model: RTN int2 g128 tiny-llama, greedy generation of 64 tokens on
-// the CPU (`generate`: the prompt through the multi-token path, then one-token steps through the int8 GEMVs) and on
-// the GPU with int8 activations and the pairing off: the same tokens. (With the default hi/lo activations the GPU
-// follows the f32 forward instead, and parts from the CPU's int8 decode after a few dozen tokens.)
+// The same property end to end on the bundled model, RTN int2 g128 tiny-llama: the CPU decodes 64 greedy tokens one
+// at a time (its int8 GEMVs); the GPU, with int8 activations and the pairing off, is fed the CPU's tokens (teacher
+// forcing) and must pick the CPU's token at every step where the CPU's top two logits are at least 0.05 apart
+// (the GPU's act8 logits sit within ~5e-4 of the CPU's, row-relative: a flip needs a near-tie). A free-running
+// comparison is hostage to near-ties: one float reordering anywhere (the attention merge's order did it) moves a
+// tie and the runs part for good. The steps compared are counted, so the test cannot pass vacuously.
 TEST(CudaForward, Int8ActivationGreedyRunMatchesCpu) {
     REQUIRE_GPU();
     auto m = Model::load(bundled_model());
@@ -421,19 +425,46 @@ TEST(CudaForward, Int8ActivationGreedyRunMatchesCpu) {
     qo.defaults.method = "rtn", qo.defaults.bits = 2, qo.defaults.group = 128, qo.defaults.order = ColumnOrder::None;
     quantize_model(*m, {}, qo);
     const Tokenizer tok = Tokenizer::load(bundled_model() / "tokenizer.json");
-    const auto prompt = tok.encode("The history of the city", true);
-    GenerateOptions go;
-    go.max_new_tokens = 64;
-    go.sampler.temperature = 0;
-    std::vector<int32_t> out_cpu, out_gpu;
-    generate(*m, prompt, go, [&](int32_t t) { return out_cpu.push_back(t), true; });
+    const std::vector<int32_t> prompt = tok.encode("The history of the city", true);
+    const int steps = 64;
+    const int64_t cap = int64_t(prompt.size()) + steps + 1;
+    // top-1 index and its gap to the runner-up
+    auto top2 = [](std::span<const float> l) {
+        int32_t best = 0;
+        for (size_t i = 1; i < l.size(); ++i)
+            if (l[i] > l[size_t(best)]) best = int32_t(i);
+        float second = -INFINITY;
+        for (size_t i = 0; i < l.size(); ++i)
+            if (int32_t(i) != best) second = std::max(second, l[i]);
+        return std::pair<int32_t, float>{best, l[size_t(best)] - second};
+    };
+    std::vector<int32_t> cpu_tok;
+    std::vector<float> margin;
+    {
+        auto r = make_cpu_runner(*m, CacheOptions{}, cap);
+        auto [t, g] = top2(r->forward(prompt, Logits::Last));
+        for (int i = 0; i < steps; ++i) {
+            cpu_tok.push_back(t), margin.push_back(g);
+            std::tie(t, g) = top2(r->forward(std::span<const int32_t>(&cpu_tok.back(), 1), Logits::Last));
+        }
+    }
+    int compared = 0, agree = 0;
     {
         const ScopedDecodeOptions o([](cuda::DecodeOptions& d) { d.bw = true, d.bw_act8 = true, d.bw_pair = false; });
         auto g = cuda::GpuModel::upload(*m);
-        auto r = cuda::make_gpu_runner(*g, generate_capacity(prompt, go));
-        generate(*r, prompt, go, [&](int32_t t) { return out_gpu.push_back(t), true; });
+        auto r = cuda::make_gpu_runner(*g, cap);
+        int32_t t = top2(r->forward(prompt, Logits::Last)).first;
+        for (int i = 0; i < steps; ++i) {
+            if (margin[size_t(i)] >= 0.05f) {
+                ++compared;
+                agree += t == cpu_tok[size_t(i)];
+                EXPECT_EQ(t, cpu_tok[size_t(i)]) << "step " << i << ", the CPU's margin " << margin[size_t(i)];
+            }
+            t = top2(r->forward(std::span<const int32_t>(&cpu_tok[size_t(i)], 1), Logits::Last)).first;
+        }
     }
-    EXPECT_EQ(out_gpu, out_cpu);
+    std::printf("[act8 greedy, teacher-forced] %d of %d steps have a CPU margin >= 0.05; the GPU agrees on %d\n", compared, steps, agree);
+    EXPECT_GE(compared, 48);
 }
 
 // Attention at head dimension 128 (Llama-3-8B's), GQA 4:1, a sliding window too, against forward.hpp's attention().

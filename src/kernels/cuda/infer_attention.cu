@@ -161,18 +161,45 @@ __global__ void __launch_bounds__(128) decode_kernel(AttnArgs a, float* part) {
     float m = -FLT_MAX, l = 0, acc[C];
 #pragma unroll
     for (int c = 0; c < C; ++c) acc[c] = 0;
-    for (int j = k0 + warp; j < k1; j += 4) {
-        const float* kr = a.kc + int64_t(j) * kv_stride + int64_t(kvh) * HD;
-        const float* vr = a.vc + int64_t(j) * kv_stride + int64_t(kvh) * HD;
-        float sc = 0, vv[C];
+    // U keys a step, all their K and V loads issued before any is used: a warp's keys were a chain of cache-missing
+    // loads, one round trip each (at 4K keys, 32 a warp).
+    constexpr int U = C <= 4 ? 4 : 2;
+    for (int j0 = k0 + warp; j0 < k1; j0 += 4 * U) {
+        float kv[U][C], vv[U][C], sc[U];
 #pragma unroll
-        for (int c = 0; c < C; ++c) sc = fmaf(qv[c], kr[lane + 32 * c], sc), vv[c] = vr[lane + 32 * c];
-        sc = warp_sum(sc);
-        const float mn = fmaxf(m, sc), corr = expf(m - mn), p = expf(sc - mn);
-        l = l * corr + p;
+        for (int u = 0; u < U; ++u) {
+            const int j = j0 + 4 * u;
+            const float* kr = a.kc + int64_t(j) * kv_stride + int64_t(kvh) * HD;
+            const float* vr = a.vc + int64_t(j) * kv_stride + int64_t(kvh) * HD;
+#pragma unroll
+            for (int c = 0; c < C; ++c) kv[u][c] = j < k1 ? kr[lane + 32 * c] : 0.0f, vv[u][c] = j < k1 ? vr[lane + 32 * c] : 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            sc[u] = 0;
+#pragma unroll
+            for (int c = 0; c < C; ++c) sc[u] = fmaf(qv[c], kv[u][c], sc[u]);
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1)
+#pragma unroll
+            for (int u = 0; u < U; ++u) sc[u] += __shfl_xor_sync(0xffffffffu, sc[u], o);
+        float mn = m;
+#pragma unroll
+        for (int u = 0; u < U; ++u)
+            if (j0 + 4 * u < k1) mn = fmaxf(mn, sc[u]);
+        const float corr = expf(m - mn);
+        l *= corr;
+#pragma unroll
+        for (int c = 0; c < C; ++c) acc[c] *= corr;
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const float pu = j0 + 4 * u < k1 ? expf(sc[u] - mn) : 0.0f;
+            l += pu;
+#pragma unroll
+            for (int c = 0; c < C; ++c) acc[c] = fmaf(pu, vv[u][c], acc[c]);
+        }
         m = mn;
-#pragma unroll
-        for (int c = 0; c < C; ++c) acc[c] = fmaf(p, vv[c], acc[c] * corr);
     }
     if (lane == 0) wm[warp] = m, wl[warp] = l;
 #pragma unroll
@@ -193,23 +220,28 @@ __global__ void __launch_bounds__(128) decode_kernel(AttnArgs a, float* part) {
     }
 }
 
-// Decode, phase 2: merge the splits of head h.
+// Decode, phase 2: merge the splits of head h. Thread s < kDecodeSplits turns split s's (m, l) into its weight
+// e^(m_s − M) / L once; then each output dimension sums the splits with every load independent of the others.
 __global__ void decode_merge_kernel(const float* part, int hd, float* out) {
+    __shared__ float wt[kDecodeSplits];
     pdl_launch_dependents();
     pdl_wait();
-    const int h = blockIdx.x;
+    const int h = blockIdx.x, t = threadIdx.x;
     const float* p = part + int64_t(h) * kDecodeSplits * (hd + 2);
-    float M = -FLT_MAX;
-    for (int s = 0; s < kDecodeSplits; ++s)
-        if (p[s * (hd + 2) + 1] > 0) M = fmaxf(M, p[s * (hd + 2)]);
-    float L = 0;
-    for (int s = 0; s < kDecodeSplits; ++s)
-        if (p[s * (hd + 2) + 1] > 0) L += p[s * (hd + 2) + 1] * expf(p[s * (hd + 2)] - M);
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+    if (t < 32) {  // one warp: kDecodeSplits ≤ 32 splits, a lane each
+        static_assert(kDecodeSplits <= 32, "one lane a split");
+        const bool live = t < kDecodeSplits && p[t * (hd + 2) + 1] > 0;
+        const float ms = live ? p[t * (hd + 2)] : -FLT_MAX, ls = live ? p[t * (hd + 2) + 1] : 0.0f;
+        const float M = warp_max(ms);
+        const float e = live ? expf(ms - M) : 0.0f, L = warp_sum(ls * e);
+        if (t < kDecodeSplits) wt[t] = e / L;
+    }
+    __syncthreads();
+    for (int d = t; d < hd; d += blockDim.x) {
         float o = 0;
-        for (int s = 0; s < kDecodeSplits; ++s)
-            if (p[s * (hd + 2) + 1] > 0) o += p[s * (hd + 2) + 2 + d] * expf(p[s * (hd + 2)] - M);
-        out[int64_t(h) * hd + d] = o / L;
+#pragma unroll 8
+        for (int s = 0; s < kDecodeSplits; ++s) o = fmaf(wt[s], wt[s] != 0.0f ? p[s * (hd + 2) + 2 + d] : 0.0f, o);
+        out[int64_t(h) * hd + d] = o;
     }
 }
 

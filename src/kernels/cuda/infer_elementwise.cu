@@ -83,16 +83,19 @@ __global__ void qkv_kernel(QkvArgs a) {
         return;
     }
     float x = i < hd ? src[i] : 0.0f;
+    // The rotation's cos/sin (and the norm's weights) requested beside x, not after the norm's reduction: one round
+    // trip, not two.
+    const int j = i < half ? i : i - half;
+    const float c = i < hd ? a.cos[int64_t(pos) * half + j] : 0.0f, sn = i < hd ? a.sin[int64_t(pos) * half + j] : 0.0f;
     const float* norm = is_q ? a.q_norm : a.k_norm;
+    const float nw = norm && i < hd ? norm[i] : 0.0f;
     if (norm) {  // uniform per block: every thread takes this branch or none
         const float inv = 1.0f / sqrtf(block_sum(x * x, red) / float(hd) + a.eps);
-        if (i < hd) x = norm[i] * (x * inv);
+        if (i < hd) x = nw * (x * inv);
     }
     if (i < hd) v[i] = x;
     __syncthreads();
     if (i < hd) {
-        const int j = i < half ? i : i - half;
-        const float c = a.cos[int64_t(pos) * half + j], sn = a.sin[int64_t(pos) * half + j];
         // rotate_half: (a, b) → (a·c − b·s, b·c + a·s) for the pair (j, j + half)
         const float r = i < half ? v[i] * c - v[i + half] * sn : v[i] * c + v[i - half] * sn;
         if (is_q) a.q[(int64_t(t) * a.n_heads + head) * hd + i] = r;
