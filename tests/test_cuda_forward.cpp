@@ -318,7 +318,6 @@ std::unique_ptr<Model> small_2bit_model(const char* fmt, bool qwen, uint64_t wei
 // the GPU decode bar, 1e-3 per logits row, for each against the CPU and for the two against each other.
 TEST(CudaForward, FusedNormMatchesSeparateKernelsAndCpu) {
     REQUIRE_GPU();
-    const cuda::DecodeOptions keep = cuda::decode_options();
     for (const char* fmt : {"int", "bitplane"})
         for (bool qwen : {false, true}) {
             auto m = small_2bit_model(fmt, qwen, 21, 7);
@@ -333,9 +332,7 @@ TEST(CudaForward, FusedNormMatchesSeparateKernelsAndCpu) {
             std::vector<float> rows[2];
             double vs_cpu[2] = {0, 0};
             for (int fused = 0; fused < 2; ++fused) {
-                cuda::DecodeOptions d = keep;
-                d.bw_norm = fused == 1;
-                cuda::set_decode_options(d);
+                const ScopedDecodeOptions o([&](cuda::DecodeOptions& d) { d.bw_norm = fused == 1; });
                 Gpu g(*m, n);
                 for (int p = 0; p < n; ++p) {
                     const auto row = g.runner->forward(std::span<const int32_t>(&ids[size_t(p)], 1), Logits::Last);
@@ -343,7 +340,6 @@ TEST(CudaForward, FusedNormMatchesSeparateKernelsAndCpu) {
                     rows[fused].insert(rows[fused].end(), row.begin(), row.end());
                 }
             }
-            cuda::set_decode_options(keep);
             double between = 0;
             for (int p = 0; p < n; ++p) between = std::max(between, row_rel(rows[1].data() + p * c.vocab, rows[0].data() + p * c.vocab, c.vocab));
             const std::string what = std::string(fmt) + (qwen ? " qwen3" : " llama");

@@ -71,17 +71,12 @@ TEST(CudaGemv, PlaneFormatsMatchReference) {
                     if (batch > 4) continue;  // the int8 path (or the fp16 one where the format has none), both block sizes
                     // (warps per tile, weight pipeline depth): both block sizes, registers and every ring depth
                     for (auto [warps, stages] : {std::pair{4, 0}, {8, 0}, {4, 4}, {8, 4}}) {
-                        cuda::DecodeOptions d = cuda::decode_options();
-                        d.i8_warps = warps, d.i8_stages = stages;
-                        cuda::set_decode_options(d);
+                        const ScopedDecodeOptions o([&](cuda::DecodeOptions& d) { d.i8_warps = warps, d.i8_stages = stages; });
                         const double e8 = gpu_error(w, batch, ++seed, false, false, true);
                         EXPECT_LE(e8, 1e-3) << c.format << " b" << c.bits << " g" << c.group << (c.sym ? " sym" : "") << " "
                                             << R << "x" << C << " batch " << batch << " (int8 path, " << warps << " warps, "
                                             << stages << " stages)";
                     }
-                    cuda::DecodeOptions d = cuda::decode_options();
-                    d.i8_warps = 0, d.i8_stages = -1;
-                    cuda::set_decode_options(d);
                 }
             }
         }
@@ -138,7 +133,6 @@ TEST(CudaGemv, ChainOnAStreamUnderEveryDecodeOption) {
     const PackedWeight w2 = random_weight(*find_format("bitplane"), R2, R1, FormatParams{2, 128, false, false}, 62);
     const PackedWeight w3 = random_weight(kFormatBF16, R3, R2, FormatParams{16, 0, false, false}, 63);
     cuda::GpuWeightPtr g1 = cuda::upload(w1), g2 = cuda::upload(w2), g3 = cuda::upload(w3);
-    const cuda::DecodeOptions keep = cuda::decode_options();
     cudaStream_t s;
     CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     for (int batch : {1, 3, 6}) {
@@ -173,13 +167,12 @@ TEST(CudaGemv, ChainOnAStreamUnderEveryDecodeOption) {
             EXPECT_LE(rel_error(y3, reference(w3, y2, batch)), 1e-3) << what << " stage 3";
         };
         for (int m = 0; m < 8; ++m) {
-            cuda::set_decode_options(cuda::DecodeOptions{(m & 1) != 0, (m & 2) != 0, (m & 4) != 0, (m & 4) ? 8 : 4});
+            const ScopedDecodeOptions o([&](cuda::DecodeOptions& d) { d = cuda::DecodeOptions{(m & 1) != 0, (m & 2) != 0, (m & 4) != 0, (m & 4) ? 8 : 4}; });
             const std::string what = "batch " + std::to_string(batch) + " pdl " + std::to_string(m & 1) + " int8 " +
                                      std::to_string((m >> 1) & 1) + " l2pf " + std::to_string((m >> 2) & 1);
             eager_then_graph(s, what, chain, check);
         }
     }
-    cuda::set_decode_options(keep);
     cudaStreamDestroy(s);
 }
 
@@ -193,7 +186,6 @@ TEST(CudaGemv, FusedNextPrepChain) {
     // C: 17 superchunks, so that at 4 warps a tile a warp walks 5 (past the ring of 4 stages); R: a multiple of
     // 256 (the fusion's condition), 3 groups of 256.
     const int64_t C = 4352, R = 768, R2 = 200;
-    const cuda::DecodeOptions keep = cuda::decode_options();
     cudaStream_t s;
     CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     uint64_t seed = 900;
@@ -211,9 +203,10 @@ TEST(CudaGemv, FusedNextPrepChain) {
             for (int silu = 0; silu < 2; ++silu)
                 for (int mode = 0; mode < 3; ++mode) {  // 0, 1: fused at depth 0, 4; 2: not fused
                     const int depth[2] = {0, 4};
-                    cuda::DecodeOptions d{};
-                    d.i8_stages = mode < 2 ? depth[mode] : -1, d.fuse_prep = mode < 2;
-                    cuda::set_decode_options(d);
+                    const ScopedDecodeOptions o([&](cuda::DecodeOptions& d) {
+                        d = cuda::DecodeOptions{};
+                        d.i8_stages = mode < 2 ? depth[mode] : -1, d.fuse_prep = mode < 2;
+                    });
                     auto chain = [&] {
                         cudaMemsetAsync(dg.p, 0xff, size_t(batch * R) * 4, s);
                         cudaMemsetAsync(du.p, 0xff, size_t(batch * R) * 4, s);
@@ -249,30 +242,29 @@ TEST(CudaGemv, FusedNextPrepChain) {
                 }
         }
     }
-    cuda::set_decode_options(keep);
     cudaStreamDestroy(s);
 }
 
 TEST(CudaGemv, Int8PathSelection) {
     REQUIRE_GPU();
-    const cuda::DecodeOptions keep = cuda::decode_options();
-    cuda::set_decode_options(cuda::DecodeOptions{});
     auto path = [](const char* f, int bits, int group, int batch) {
         const PackedWeight w = make_weight(Case{f, bits, group, false}, 16, 256, 1);
         return cuda::int8_decode_path(*cuda::upload(w), batch);
     };
-    EXPECT_TRUE(path("int", 2, 128, 1));
-    EXPECT_TRUE(path("int", 2, 64, 4));
-    EXPECT_FALSE(path("int", 2, 32, 1));  // a word pair spans 64 columns
-    EXPECT_FALSE(path("int", 2, 128, 5));
-    EXPECT_FALSE(path("int", 3, 128, 1));  // mixed 2- and 1-bit planes
-    EXPECT_TRUE(path("int", 4, 32, 1));
-    EXPECT_TRUE(path("bitplane", 2, 128, 1));
-    EXPECT_FALSE(path("bitplane", 2, 64, 1));
-    EXPECT_TRUE(path("tritplane", 2, 64, 2));
-    cuda::set_decode_options(cuda::DecodeOptions{true, false, true});
+    {
+        const ScopedDecodeOptions o([](cuda::DecodeOptions& d) { d = cuda::DecodeOptions{}; });
+        EXPECT_TRUE(path("int", 2, 128, 1));
+        EXPECT_TRUE(path("int", 2, 64, 4));
+        EXPECT_FALSE(path("int", 2, 32, 1));  // a word pair spans 64 columns
+        EXPECT_FALSE(path("int", 2, 128, 5));
+        EXPECT_FALSE(path("int", 3, 128, 1));  // mixed 2- and 1-bit planes
+        EXPECT_TRUE(path("int", 4, 32, 1));
+        EXPECT_TRUE(path("bitplane", 2, 128, 1));
+        EXPECT_FALSE(path("bitplane", 2, 64, 1));
+        EXPECT_TRUE(path("tritplane", 2, 64, 2));
+    }
+    const ScopedDecodeOptions o([](cuda::DecodeOptions& d) { d = cuda::DecodeOptions{true, false, true}; });
     EXPECT_FALSE(path("int", 2, 128, 1));
-    cuda::set_decode_options(keep);
 }
 
 TEST(CudaGemv, Bf16OwnKernelAndCublas) {
