@@ -15,6 +15,7 @@
 #include "core/half.hpp"
 #include "formats/format.hpp"
 #include "formats/int_group.hpp"
+#include "kernels/cpu/int_group_kernels.hpp"
 #include "kernels/cuda/cuda_gemv.hpp"
 #include "model/synthetic.hpp"
 
@@ -142,6 +143,20 @@ inline const Case kCases[] = {
     {"bitplane", 2, 32, false}, {"bitplane", 2, 128, false}, {"bitplane", 3, 64, false}, {"bitplane", 3, 256, false},
     {"bitplane", 4, 128, false}, {"tritplane", 2, 32, false}, {"tritplane", 2, 128, false}, {"tritplane", 2, 256, false},
 };
+
+// x̂ as the CPU's int8 GEMVs see x: groups of `group` columns quantized by the CPU's quantizer (s = max|x|/127,
+// round half to even), x̂_i = s·q_i.
+inline std::vector<float> cpu_int8_act(const std::vector<float>& x, int group) {
+    std::vector<float> xp(x);
+    xp.resize((x.size() + size_t(group) - 1) / size_t(group) * size_t(group), 0.0f);
+    std::vector<int8_t> q(xp.size());
+    std::vector<float> d(xp.size() / size_t(group));
+    std::vector<int32_t> sx(d.size());
+    cpu::int_group_quantize_act_scalar(xp.data(), int64_t(xp.size()), group, q.data(), d.data(), sx.data());
+    std::vector<float> xh(x.size());
+    for (size_t i = 0; i < x.size(); ++i) xh[i] = d[i / size_t(group)] * float(q[i]);
+    return xh;
+}
 
 inline PackedWeight make_weight(const Case& c, int64_t R, int64_t C, uint64_t seed) {
     if (std::string(c.format) == "int") return random_int(R, C, c.bits, c.group, c.sym, seed);

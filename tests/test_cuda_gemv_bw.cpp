@@ -18,7 +18,6 @@
 
 #include "kernels/cuda/cuda_gemv.hpp"
 #include "kernels/cuda/gpu_weight.hpp"
-#include "kernels/cpu/int_group_kernels.hpp"
 #include "model/synthetic.hpp"
 #include "cuda_test_util.hpp"
 
@@ -26,20 +25,6 @@ namespace planeq {
 namespace {
 
 using namespace cuda_test;
-
-// x̂ as the CPU's int8 GEMVs see x: groups of `group` columns quantized by the CPU's quantizer (s = max|x|/127,
-// round half to even), x̂_i = s·q_i.
-std::vector<float> cpu_int8_act(const std::vector<float>& x, int group) {
-    std::vector<float> xp(x);
-    xp.resize((x.size() + size_t(group) - 1) / size_t(group) * size_t(group), 0.0f);
-    std::vector<int8_t> q(xp.size());
-    std::vector<float> d(xp.size() / size_t(group));
-    std::vector<int32_t> sx(d.size());
-    cpu::int_group_quantize_act_scalar(xp.data(), int64_t(xp.size()), group, q.data(), d.data(), sx.data());
-    std::vector<float> xh(x.size());
-    for (size_t i = 0; i < x.size(); ++i) xh[i] = d[i / size_t(group)] * float(q[i]);
-    return xh;
-}
 
 // y = W·act (act = x, or silu(x)·up), optionally / rms(act), through prepare_act(…, weight) + gemv at batch 1;
 // `offset` floats into the device buffers (1: misaligned, the scalar path). act8 (DecodeOptions::bw_act8 set by the

@@ -29,6 +29,7 @@
 #include "common.hpp"
 #include "core/error.hpp"
 #include "kernels/cuda/cuda_gemv.hpp"
+#include "kernels/cuda/decode_stack.hpp"
 #include "model/synthetic.hpp"
 
 #define CK(expr)                                                                                     \
@@ -192,8 +193,14 @@ Stack build_stack(const ModelConfig& c, const std::string& format, const FormatP
     return st;
 }
 
-// One decode step for B tokens: every layer's linears, then the head. `cublas`: dense weights through cuBLAS.
-void forward(const Stack& st, Buffers& b, int B, bool cublas, cudaStream_t s) {
+// One decode step for B tokens: every layer's linears, then the head. `cublas`: dense weights through cuBLAS;
+// `ps`: the linears as one persistent launch (the same chain of inputs and outputs as below, decode_stack.hpp).
+void forward(const Stack& st, Buffers& b, int B, bool cublas, cudaStream_t s, const cuda::PersistentStack* ps = nullptr) {
+    if (ps) {
+        ps->run(s);
+        cuda::gemv(*st.head, nullptr, b.h, B, b.logits, s);
+        return;
+    }
     // Plane weights: each GEMV also prepares the next GEMV's input (gemv_multi_prep: inside its own launch where
     // DecodeOptions::fuse_prep applies, else as a separate prep), alternating between two activation buffers;
     // each prep is told its weight, so it writes the activation layout of that weight's kernel path.
@@ -236,13 +243,82 @@ void forward(const Stack& st, Buffers& b, int B, bool cublas, cudaStream_t s) {
     else cuda::gemv(*st.head, nullptr, b.h, B, b.logits, s);
 }
 
-// Tokens/s of the stack: one token's forward captured as a graph, replayed `n` times per repetition.
-nlohmann::json time_stack(const Stack& st, Buffers& b, int B, bool cublas, int64_t n, int reps, double copy_gbs, cudaStream_t s) {
-    // A nonzero, deterministic start state.
+// A nonzero, deterministic start state in b.h.
+void reset_state(Buffers& b, int B) {
     std::vector<float> h0(size_t(b.H * B));
     for (size_t i = 0; i < h0.size(); ++i) h0[i] = float(std::sin(0.37 * double(i) + 0.1));
     CK(cudaMemcpy(b.h, h0.data(), h0.size() * 4, cudaMemcpyHostToDevice));
-    const CapturedGraph g(s, [&] { forward(st, b, B, cublas, s); });
+}
+
+// The linears as decode_stack.hpp's steps, the same inputs and outputs as forward()'s per-launch chain.
+std::vector<cuda::StackStep> persistent_steps(const Stack& st, const Buffers& b) {
+    std::vector<cuda::StackStep> v;
+    auto step = [&](std::initializer_list<const cuda::GpuWeight*> w, std::initializer_list<float*> y, const float* x, const float* up) {
+        cuda::StackStep s;
+        for (const cuda::GpuWeight* p : w) s.w[s.n++] = p;
+        int k = 0;
+        for (float* p : y) s.y[k++] = p;
+        s.x = x, s.up = up, s.rms = true;  // as gemv_multi_prep's RMS-scaled inputs in forward()
+        v.push_back(s);
+    };
+    for (const Layer& L : st.layers) {
+        step({L.q.get(), L.k.get(), L.v.get()}, {b.q, b.k, b.v}, b.h, nullptr);
+        step({L.o.get()}, {b.o}, b.q, nullptr);
+        step({L.gate.get(), L.up.get()}, {b.g, b.u}, b.o, nullptr);
+        step({L.down.get()}, {b.h}, b.g, b.u);
+    }
+    return v;
+}
+
+// Logits of one token from the start state, per-launch chain vs `ps`: ‖a − b‖ / ‖a‖.
+double persistent_logit_diff(const Stack& st, Buffers& b, const cuda::PersistentStack& ps, cudaStream_t s) {
+    std::vector<float> l[2];
+    for (int i = 0; i < 2; ++i) {
+        reset_state(b, 1);
+        forward(st, b, 1, false, s, i ? &ps : nullptr);
+        CK(cudaStreamSynchronize(s));
+        l[i].resize(size_t(b.V));
+        CK(cudaMemcpy(l[i].data(), b.logits, l[i].size() * 4, cudaMemcpyDeviceToHost));
+    }
+    double num = 0, den = 0;
+    for (size_t i = 0; i < l[0].size(); ++i) num += double(l[0][i] - l[1][i]) * (l[0][i] - l[1][i]), den += double(l[0][i]) * l[0][i];
+    return std::sqrt(num / den);
+}
+
+// PLANEQ_PS_TRACE=1: where a persistent token's time goes, per step kind (averages over the layers, µs): the
+// warps' wait at the grid barrier, the input's quantization, the rows, and a step's span (first block past the
+// barrier to the last block's rows done).
+void print_persistent_trace(const cuda::PersistentStack& ps, int nsteps, cudaStream_t s) {
+    const std::vector<uint64_t> t = ps.run_traced(s);
+    const int nb = ps.blocks();
+    auto at = [&](int st, int b, int f) { return double(t[(size_t(st) * nb + b) * 4 + f]); };
+    const char* kind[4] = {"q/k/v", "o", "gate/up", "down"};
+    double sum[4][4] = {}, cnt[4] = {};
+    for (int st = 0; st < nsteps; ++st) {
+        double wait = 0, quant = 0, rows = 0, first = 1e300, last = 0;
+        for (int b = 0; b < nb; ++b) {
+            wait += at(st, b, 1) - at(st, b, 0), quant += at(st, b, 2) - at(st, b, 1), rows += at(st, b, 3) - at(st, b, 2);
+            first = std::min(first, at(st, b, 1)), last = std::max(last, at(st, b, 3));
+        }
+        const int k = st % 4;
+        const double v[4] = {wait / nb, quant / nb, rows / nb, last - first};
+        for (int i = 0; i < 4; ++i) sum[k][i] += v[i] / 1e3;
+        cnt[k] += 1;
+    }
+    double t0 = 1e300, t1 = 0;
+    for (int b = 0; b < nb; ++b) t0 = std::min(t0, at(0, b, 0)), t1 = std::max(t1, at(nsteps - 1, b, 3));
+    std::printf("  trace (µs a step, mean over layers): kind      barrier  quantize  rows   span\n");
+    for (int k = 0; k < 4; ++k)
+        std::printf("  %36s %8.2f %8.2f %7.2f %7.2f\n", kind[k], sum[k][0] / cnt[k], sum[k][1] / cnt[k], sum[k][2] / cnt[k],
+                    sum[k][3] / cnt[k]);
+    std::printf("  the kernel: %.1f µs from the first step's start to the last rows\n", (t1 - t0) / 1e3);
+}
+
+// Tokens/s of the stack: one token's forward captured as a graph, replayed `n` times per repetition.
+nlohmann::json time_stack(const Stack& st, Buffers& b, int B, bool cublas, int64_t n, int reps, double copy_gbs, cudaStream_t s,
+                          const cuda::PersistentStack* ps = nullptr) {
+    reset_state(b, B);
+    const CapturedGraph g(s, [&] { forward(st, b, B, cublas, s, ps); });
     std::vector<double> tps;
     for (double sec : g.time(s, reps, n)) tps.push_back(double(B) / sec);
     const size_t nodes = g.nodes;
@@ -254,7 +330,7 @@ nlohmann::json time_stack(const Stack& st, Buffers& b, int B, bool cublas, int64
     const double gbs = t / B * double(st.bytes) / 1e9;
     return {{"tokens_per_s", t}, {"min", *std::min_element(tps.begin(), tps.end())}, {"max", *std::max_element(tps.begin(), tps.end())},
             {"bytes_per_step", st.bytes}, {"weight_gbs", gbs}, {"fraction_of_copy_bandwidth", gbs / copy_gbs},
-            {"graph_nodes", nodes}, {"kernel", cublas ? "cublas" : "planeq"}};
+            {"graph_nodes", nodes}, {"kernel", cublas ? "cublas" : ps ? "planeq persistent" : "planeq"}};
 }
 
 // The stack's ceiling in this run: the same launches (per layer q/k/v, o, gate/up, down, then the head) as
@@ -381,6 +457,26 @@ nlohmann::json bench_stack(const ModelConfig& c, const std::string& format, cons
                         c["launches"].get<int>(), c["tokens_per_s"].get<double>(), c["weight_gbs"].get<double>(),
                         100 * c["fraction_of_copy_bandwidth"].get<double>(),
                         100 * j["decode"]["tokens_per_s"].get<double>() / c["tokens_per_s"].get<double>());
+    }
+    if (!st.dense && o.batch == 1) {  // the same linears as one persistent launch (decode_stack.hpp)
+        const std::vector<cuda::StackStep> steps = persistent_steps(st, b);
+        const std::string why = cuda::PersistentStack::unsupported(steps);
+        if (why.empty()) {
+            const cuda::PersistentStack ps(steps);
+            nlohmann::json r = time_stack(st, b, 1, false, o.generate, o.reps, copy_gbs, s, &ps);
+            r["ring_stages"] = ps.stages();
+            r["logits_rel_diff_vs_launches"] = persistent_logit_diff(st, b, ps, s);
+            if (o.text) {
+                print_stack("planeq persistent", r);
+                std::printf("  (one launch for the linears + the head's; logits %.2e from the per-launch chain's, relative)\n",
+                            r["logits_rel_diff_vs_launches"].get<double>());
+            }
+            if (const char* v = std::getenv("PLANEQ_PS_TRACE"); v && std::string(v) == "1") print_persistent_trace(ps, int(steps.size()), s);
+            j["decode_persistent"] = r;
+        } else {
+            j["decode_persistent"] = {{"unsupported", why}};
+            if (o.text) std::printf("persistent stack: not for these weights (%s)\n", why.c_str());
+        }
     }
     if (cublas_too) {
         j["decode_cublas"] = time_stack(st, b, o.batch, true, o.generate, o.reps, copy_gbs, s);
