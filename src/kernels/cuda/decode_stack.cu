@@ -312,8 +312,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
 // Dynamic shared memory besides the ring: h, l int8 and the group records of the widest input, the step table.
 size_t act_table_bytes(int max_cols_pad, int nsteps) {
-    return size_t(max_cols_pad) * 2 + size_t(max_cols_pad / kGroup) * sizeof(float2) + size_t(nsteps) * sizeof(DevStep) +
-           0;
+    return size_t(max_cols_pad) * 2 + size_t(max_cols_pad / kGroup) * sizeof(float2) + size_t(nsteps) * sizeof(DevStep);
 }
 
 template <int F, bool A8>

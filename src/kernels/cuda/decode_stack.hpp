@@ -36,7 +36,8 @@ class PersistentStack {
 public:
     // Empty string if `steps` can run as one persistent kernel on this device, else the reason it cannot.
     static std::string unsupported(const std::vector<StackStep>& steps);
-    // Uploads the step table (fails with the reason where unsupported() names one).
+    // Uploads the step table (fails with the reason where unsupported() names one). The activation mode
+    // (DecodeOptions::bw_act8) is taken now and kept for the stack's life.
     explicit PersistentStack(const std::vector<StackStep>& steps);
     ~PersistentStack();
     PersistentStack(const PersistentStack&) = delete;
