@@ -291,7 +291,7 @@ double persistent_logit_diff(const Stack& st, Buffers& b, const cuda::Persistent
 void print_persistent_trace(const cuda::PersistentStack& ps, int nsteps, cudaStream_t s) {
     const std::vector<uint64_t> t = ps.run_traced(s);
     const int nb = ps.blocks();
-    auto at = [&](int st, int b, int f) { return double(t[(size_t(st) * nb + b) * 4 + f]); };
+    auto at = [&](int st, int b, int f) { return double(t[(size_t(st) * nb + b) * cuda::PersistentStack::kTraceFields + f]); };
     const char* kind[4] = {"q/k/v", "o", "gate/up", "down"};
     double sum[4][4] = {}, cnt[4] = {};
     for (int st = 0; st < nsteps; ++st) {

@@ -44,8 +44,6 @@ constexpr int kStageIters = kWarps;            // 256-column iterations a stage:
 constexpr int kMaxStages = 8;
 constexpr int kGroup = 128;                    // the weight and activation group this kernel is built for
 constexpr int kSpinLimit = 1 << 26;            // grid-barrier polls before giving up (seconds; a hang is a bug)
-// A trace record per (step, block), ns: step start, grid barrier passed, input quantized, rows done.
-constexpr int kTraceFields = 4;
 
 struct DevProblem {
     const uint4* codes;
@@ -90,6 +88,15 @@ __device__ __forceinline__ void my_rows(int rbs, int& r0, int& r1) {
     r0 = int(int64_t(b) * rbs / nb), r1 = int(int64_t(b + 1) * rbs / nb);
 }
 
+// The weight (of up to 3) that a step's row block rb belongs to.
+__device__ __forceinline__ const DevProblem& problem_of(const DevStep& st, int rb) {
+    int q = 0;
+#pragma unroll
+    for (int i = 1; i < 3; ++i)
+        if (i < st.nprob && rb >= st.prob[i].rb_begin) q = i;
+    return st.prob[q];
+}
+
 // The producer's walk over this block's ring stages: steps in order, the block's row blocks of each, up to
 // kStageIters iterations of one row block a stage.
 template <int F>
@@ -126,11 +133,7 @@ private:
     }
     __device__ void locate() {
         const DevStep& st = steps[s];
-        int q = 0;
-#pragma unroll
-        for (int i = 1; i < 3; ++i)
-            if (i < st.nprob && rb >= st.prob[i].rb_begin) q = i;
-        const DevProblem& pr = st.prob[q];
+        const DevProblem& pr = problem_of(st, rb);
         const int64_t it = int64_t(rb - pr.rb_begin) * st.iters + c0;  // the stage's first iteration in its weight
         codes = pr.codes + it * 4 * 32, coefs = pr.coefs + it * NREC * 32 * LB, n = min(kStageIters, st.iters - c0);
     }
@@ -185,7 +188,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     pdl_wait();  // the first step's input comes from an earlier kernel
     for (int s = 0; s < nsteps; ++s) {
         const DevStep& st = steps[s];
-        unsigned long long* tr = trace && threadIdx.x == 0 ? trace + (int64_t(s) * gridDim.x + blockIdx.x) * kTraceFields : nullptr;
+        unsigned long long* tr = trace && threadIdx.x == 0 ? trace + (int64_t(s) * gridDim.x + blockIdx.x) * PersistentStack::kTraceFields : nullptr;
         if (tr) tr[0] = now_ns();
         if (s > 0 && skip < 2) {  // the grid barrier: every block has finished step s − 1
             if (threadIdx.x == 0) {
@@ -257,11 +260,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         int r0, r1;
         my_rows(st.rbs, r0, r1);
         for (int rb = r0; rb < r1; ++rb) {
-            int q = 0;
-#pragma unroll
-            for (int i = 1; i < 3; ++i)
-                if (i < st.nprob && rb >= st.prob[i].rb_begin) q = i;
-            const DevProblem& pr = st.prob[q];
+            const DevProblem& pr = problem_of(st, rb);
             float yacc = 0.0f;
             for (int c0 = 0; c0 < st.iters; c0 += kStageIters) {
                 const int n = min(kStageIters, st.iters - c0);
@@ -418,7 +417,7 @@ void PersistentStack::launch(unsigned long long* trace, cudaStream_t s) const {
 void PersistentStack::run(cudaStream_t s) const { launch(nullptr, s); }
 
 std::vector<uint64_t> PersistentStack::run_traced(cudaStream_t s) const {
-    const size_t n = size_t(nsteps_) * size_t(sm_count()) * kTraceFields;
+    const size_t n = size_t(nsteps_) * size_t(sm_count()) * PersistentStack::kTraceFields;
     unsigned long long* d = nullptr;
     PLANEQ_CUDA_CHECK(cudaMalloc(&d, n * sizeof(unsigned long long)));
     PLANEQ_CUDA_CHECK(cudaMemset(d, 0, n * sizeof(unsigned long long)));

@@ -47,8 +47,9 @@ public:
     void run(cudaStream_t s) const;
     int stages() const { return stages_; }  // ring stages a block holds
     int blocks() const;                       // blocks of a launch (one an SM)
-    // One run with a time record per (step, block) (ns, globaltimer): [steps][blocks][4] = the step's start, grid
-    // barrier passed, input quantized, rows done.
+    // One run with a time record per (step, block) (ns, globaltimer): [steps][blocks][kTraceFields] = the step's
+    // start, grid barrier passed, input quantized, rows done.
+    static constexpr int kTraceFields = 4;
     std::vector<uint64_t> run_traced(cudaStream_t s) const;
 
 private:
