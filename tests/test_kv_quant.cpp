@@ -1,6 +1,6 @@
 // KV-cache quantization (SINKS.md §4, §7.6): the group format's error bound, fp16 sinks bit-exact,
 // bits per element on the stored cache, and quantized-KV attention equal to dequantize-then-attend
-// (scalar and AVX-512 kernels).
+// (scalar, AVX2 and AVX-512 kernels).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -113,15 +113,18 @@ TEST(KvQuant, AttentionEqualsDequantizeThenAttend) {
                     for (double& x : s) z += x = std::exp(x - mx);
                     for (size_t j = 0; j < s.size(); ++j)
                         for (int64_t i = 0; i < hd; ++i) acc[size_t(i)] += s[j] / z * vals[j][size_t(i)];
-                    for (SimdLevel level : {SimdLevel::Scalar, SimdLevel::Avx512}) {
-                        if (level == SimdLevel::Avx512 && simd_level() != SimdLevel::Avx512) continue;
+                    const SimdLevel detected = simd_level();
+                    for (SimdLevel level : {SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512}) {
+                        if (int(level) > int(detected)) continue;
                         set_simd_level(level);
                         cpu::KvRun runs[6];
                         const int nr = cache.runs(view, 1, head, runs);
                         EXPECT_EQ(nr, 4);  // fp16 sinks, the quantized sink, the window in two pieces
                         std::vector<float> scores(static_cast<size_t>(view.length)), out(static_cast<size_t>(hd));
-                        cpu::kv_attend(cache.kernel_params(rope), q.data(), runs, nr, scores.data(), out.data());
-                        set_simd_level(SimdLevel::Avx512);
+                        const cpu::KvAttnParams kp = cache.kernel_params(rope);
+                        EXPECT_EQ(cpu::kv_vectorized(kp), level != SimdLevel::Scalar);  // the level's own kernels ran
+                        cpu::kv_attend(kp, q.data(), runs, nr, scores.data(), out.data());
+                        set_simd_level(detected);
                         for (int64_t i = 0; i < hd; ++i)
                             ASSERT_NEAR(out[size_t(i)], acc[size_t(i)], 2e-5) << "hd=" << hd << " bits=" << bits << " g=" << group << " level="
                                                                              << int(level) << " i=" << i;
@@ -131,10 +134,10 @@ TEST(KvQuant, AttentionEqualsDequantizeThenAttend) {
 }
 
 // Keys stored already rotated (the full cache: KvAttnParams without RoPE tables) in a strided run: plain
-// scaled dot products, softmax and the weighted sum of values, against fp64 (scalar and AVX-512 kernels).
+// scaled dot products, softmax and the weighted sum of values, against fp64 (scalar, AVX2 and AVX-512 kernels).
 TEST(KvAttention, RotatedKeysWithoutTablesEqualDoubleReference) {
     PortableRng rng(4);
-    for (int64_t hd : {32, 64, 128})
+    for (int64_t hd : {32, 64, 80, 128})
         for (int64_t count : {1, 7, 100}) {
             const int64_t stride = 3 * hd;  // three KV heads a position; this run is the middle one
             std::vector<float> kv(static_cast<size_t>(2 * count * stride)), q(static_cast<size_t>(hd));
@@ -155,9 +158,10 @@ TEST(KvAttention, RotatedKeysWithoutTablesEqualDoubleReference) {
             const cpu::KvAttnParams p{hd, 0, 0, nullptr, nullptr, float(1.0 / std::sqrt(double(hd)))};
             const cpu::KvRun run{cpu::KvStore::F32, k, v, nullptr, nullptr, stride, 0, count, 0};
             const SimdLevel detected = simd_level();
-            for (SimdLevel level : {SimdLevel::Scalar, SimdLevel::Avx512}) {
-                if (level == SimdLevel::Avx512 && detected != SimdLevel::Avx512) continue;
+            for (SimdLevel level : {SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512}) {
+                if (int(level) > int(detected)) continue;
                 set_simd_level(level);
+                EXPECT_EQ(cpu::kv_vectorized(p), level != SimdLevel::Scalar);
                 std::vector<float> scores(static_cast<size_t>(count)), out(static_cast<size_t>(hd));
                 cpu::kv_attend(p, q.data(), &run, 1, scores.data(), out.data());
                 set_simd_level(detected);

@@ -4,7 +4,6 @@
 #include <cmath>
 #include <limits>
 
-#include "core/cpu_features.hpp"
 #include "core/error.hpp"
 #include "core/parallel.hpp"
 #include "core/scratch.hpp"
@@ -72,7 +71,7 @@ void attention(const ModelConfig& c, const KVCache& cache, int64_t layer, const 
     // Decode (one query): dot products and a weighted sum straight over the cache rows. Through the GEMM,
     // packing K and V into panels for a single query cost ~3% of an 8B-shape decode token at 64 positions.
     const cpu::KvAttnParams kvp{hd, 0, 0, nullptr, nullptr, scale};
-    if (n == 1 && simd_level() == SimdLevel::Avx512 && cpu::kv_avx512_supports(kvp)) {
+    if (n == 1 && cpu::kv_vectorized(kvp)) {
         const int64_t first = c.sliding_window > 0 ? std::max<int64_t>(0, pos0 - c.sliding_window + 1) : 0;
         const int64_t span = pos0 + 1 - first;
         parallel_for(c.n_heads, span * hd >= 4096, [&](int64_t h) {

@@ -49,11 +49,29 @@ void kv_values_scalar(const KvAttnParams& p, const float* probs, const KvRun& r,
         for (int64_t i = 0; i < p.head_dim; ++i) out[i] += probs[j] * k_elem(p, r, r.v, r.vp, j, i);
 }
 
+namespace {
+
+struct KvKernels {
+    void (*scores)(const KvAttnParams&, const float*, const KvRun&, float*);
+    void (*values)(const KvAttnParams&, const float*, const KvRun&, float*);
+};
+
+KvKernels kernels_for(const KvAttnParams& p) {
+    const SimdLevel level = simd_level();
+    if (level == SimdLevel::Avx512 && kv_avx512_supports(p)) return {kv_scores_avx512, kv_values_avx512};
+    if (level >= SimdLevel::Avx2 && kv_avx2_supports(p)) return {kv_scores_avx2, kv_values_avx2};
+    return {kv_scores_scalar, kv_values_scalar};
+}
+
+}  // namespace
+
+bool kv_vectorized(const KvAttnParams& p) { return kernels_for(p).scores != kv_scores_scalar; }
+
 void kv_attend(const KvAttnParams& p, const float* q, const KvRun* runs, int nruns, float* scores, float* out) {
-    const bool fast = simd_level() == SimdLevel::Avx512 && kv_avx512_supports(p);
+    const KvKernels k = kernels_for(p);
     int64_t total = 0;
     for (int r = 0; r < nruns; ++r) {
-        (fast ? kv_scores_avx512 : kv_scores_scalar)(p, q, runs[r], scores + total);
+        k.scores(p, q, runs[r], scores + total);
         total += runs[r].count;
     }
     float mx = -std::numeric_limits<float>::infinity();
@@ -63,7 +81,7 @@ void kv_attend(const KvAttnParams& p, const float* q, const KvRun* runs, int nru
     std::fill(out, out + p.head_dim, 0.0f);
     total = 0;
     for (int r = 0; r < nruns; ++r) {
-        (fast ? kv_values_avx512 : kv_values_scalar)(p, scores + total, runs[r], out);
+        k.values(p, scores + total, runs[r], out);
         total += runs[r].count;
     }
 }

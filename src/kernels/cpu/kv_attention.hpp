@@ -4,7 +4,8 @@
 //
 //   out = Σ_j softmax_j(scale·⟨q, R(pos_j)·k_j⟩) · v_j      (q already rotated to the query's position)
 //
-// Scalar reference plus AVX-512 (head_dim/2 and the group a multiple of 16), chosen at run time.
+// Scalar reference plus AVX-512 (head_dim/2 and the group a multiple of 16) and AVX2 (head_dim/2 and the group a
+// multiple of 8), chosen at run time.
 #pragma once
 
 #include <cstdint>
@@ -43,5 +44,11 @@ void kv_values_scalar(const KvAttnParams& p, const float* probs, const KvRun& r,
 void kv_scores_avx512(const KvAttnParams& p, const float* q, const KvRun& r, float* scores);
 void kv_values_avx512(const KvAttnParams& p, const float* probs, const KvRun& r, float* out);
 bool kv_avx512_supports(const KvAttnParams& p);  // shape constraints of the AVX-512 kernels
+void kv_scores_avx2(const KvAttnParams& p, const float* q, const KvRun& r, float* scores);
+void kv_values_avx2(const KvAttnParams& p, const float* probs, const KvRun& r, float* out);
+bool kv_avx2_supports(const KvAttnParams& p);  // shape constraints of the AVX2 kernels
+
+// Whether kv_attend runs vector kernels for these parameters at the current SIMD level (else the scalar ones).
+bool kv_vectorized(const KvAttnParams& p);
 
 }  // namespace planeq::cpu

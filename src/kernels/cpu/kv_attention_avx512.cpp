@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include "kernels/cpu/kv_attention.hpp"
+#include "kernels/cpu/kv_dispatch.hpp"
 
 namespace planeq::cpu {
 
@@ -102,25 +103,11 @@ bool kv_avx512_supports(const KvAttnParams& p) {
 }
 
 void kv_scores_avx512(const KvAttnParams& p, const float* q, const KvRun& r, float* out) {
-    switch (r.kind) {
-        case KvStore::F32: return scores<KvStore::F32, 0>(p, q, r, out);
-        case KvStore::F16: return scores<KvStore::F16, 0>(p, q, r, out);
-        case KvStore::Quant:
-            if (p.bits == 8) return scores<KvStore::Quant, 8>(p, q, r, out);
-            if (p.bits == 4) return scores<KvStore::Quant, 4>(p, q, r, out);
-            return scores<KvStore::Quant, 2>(p, q, r, out);
-    }
+    kv_dispatch(p, r.kind, [&]<KvStore Kind, int Bits>() { scores<Kind, Bits>(p, q, r, out); });
 }
 
 void kv_values_avx512(const KvAttnParams& p, const float* probs, const KvRun& r, float* out) {
-    switch (r.kind) {
-        case KvStore::F32: return values<KvStore::F32, 0>(p, probs, r, out);
-        case KvStore::F16: return values<KvStore::F16, 0>(p, probs, r, out);
-        case KvStore::Quant:
-            if (p.bits == 8) return values<KvStore::Quant, 8>(p, probs, r, out);
-            if (p.bits == 4) return values<KvStore::Quant, 4>(p, probs, r, out);
-            return values<KvStore::Quant, 2>(p, probs, r, out);
-    }
+    kv_dispatch(p, r.kind, [&]<KvStore Kind, int Bits>() { values<Kind, Bits>(p, probs, r, out); });
 }
 
 }  // namespace planeq::cpu
