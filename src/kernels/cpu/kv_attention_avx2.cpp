@@ -10,7 +10,7 @@ namespace planeq::cpu {
 
 namespace {
 
-constexpr int kMaxVecs = 32;  // head_dim ≤ 256
+constexpr int kMaxVecs = 32;  // head_dim ≤ 256, the AVX-512 kernels' bound (no register array here needs it)
 
 // 8 consecutive codes starting at element i (a multiple of 8) of a packed row (kvq::code_at's bit order), as f32.
 template <int Bits>
@@ -78,12 +78,6 @@ void scores(const KvAttnParams& p, const float* q, const KvRun& r, float* out) {
     }
 }
 
-template <KvStore Kind, int Bits>
-void scores(const KvAttnParams& p, const float* q, const KvRun& r, float* out) {
-    if (p.cos) scores<Kind, Bits, true>(p, q, r, out);
-    else scores<Kind, Bits, false>(p, q, r, out);
-}
-
 // Values: the accumulators of 8 vectors (64 channels) stay in registers for a pass over the run's slots (16 ymm
 // registers: all of head_dim 128's would leave none for the loads); head_dim 128 takes two passes, each over its
 // own channels of every slot.
@@ -113,7 +107,7 @@ bool kv_avx2_supports(const KvAttnParams& p) {
 }
 
 void kv_scores_avx2(const KvAttnParams& p, const float* q, const KvRun& r, float* out) {
-    kv_dispatch(p, r.kind, [&]<KvStore Kind, int Bits>() { scores<Kind, Bits>(p, q, r, out); });
+    kv_dispatch_scores(p, r.kind, [&]<KvStore Kind, int Bits, bool Rotate>() { scores<Kind, Bits, Rotate>(p, q, r, out); });
 }
 
 void kv_values_avx2(const KvAttnParams& p, const float* probs, const KvRun& r, float* out) {

@@ -76,12 +76,6 @@ void scores(const KvAttnParams& p, const float* q, const KvRun& r, float* out) {
 }
 
 template <KvStore Kind, int Bits>
-void scores(const KvAttnParams& p, const float* q, const KvRun& r, float* out) {
-    if (p.cos) scores<Kind, Bits, true>(p, q, r, out);
-    else scores<Kind, Bits, false>(p, q, r, out);
-}
-
-template <KvStore Kind, int Bits>
 void values(const KvAttnParams& p, const float* probs, const KvRun& r, float* out) {
     const int64_t nv = p.head_dim / 16;
     const size_t esize = Kind == KvStore::F32 ? 4 : Kind == KvStore::F16 ? 2 : 1;
@@ -103,7 +97,7 @@ bool kv_avx512_supports(const KvAttnParams& p) {
 }
 
 void kv_scores_avx512(const KvAttnParams& p, const float* q, const KvRun& r, float* out) {
-    kv_dispatch(p, r.kind, [&]<KvStore Kind, int Bits>() { scores<Kind, Bits>(p, q, r, out); });
+    kv_dispatch_scores(p, r.kind, [&]<KvStore Kind, int Bits, bool Rotate>() { scores<Kind, Bits, Rotate>(p, q, r, out); });
 }
 
 void kv_values_avx512(const KvAttnParams& p, const float* probs, const KvRun& r, float* out) {
