@@ -57,8 +57,10 @@ double bw_error(const PackedWeight& w, uint64_t seed, bool silu, bool rms, int o
 }
 
 struct BwOptions : ScopedDecodeOptions {  // the bw kernel's switches for a scope
-    BwOptions(bool bw, int rows, int split = 0, bool act8 = false)
-        : ScopedDecodeOptions([&](cuda::DecodeOptions& d) { d.bw = bw, d.bw_rows = rows, d.bw_split = split, d.bw_act8 = act8; }) {}
+    BwOptions(bool bw, int rows, int split = 0, bool act8 = false, bool down_i8 = false)
+        : ScopedDecodeOptions([&](cuda::DecodeOptions& d) {
+              d.bw = bw, d.bw_rows = rows, d.bw_split = split, d.bw_act8 = act8, d.bw_down_i8 = down_i8;
+          }) {}
 };
 
 TEST(CudaGemvBw, MatchesReference) {
@@ -116,7 +118,8 @@ TEST(CudaGemvBw, Int8ActivationsEqualTheCpuKernelsMath) {
 // quantizes silu(gate)·up for down in its epilogue (ActBuffer::bw_preq). Gate, up and down each against the CPU
 // reference (down's from the reference gate and up), with and without the RMS scales, for every group pairing that
 // changes the activation group (down g32: groups of 32; g ≥ 64: 64), and the fallback when the intermediate size is
-// not a multiple of 256 (no pairing, the same results).
+// not a multiple of 256 (no pairing, the same results). With DecodeOptions::bw_down_i8 (int b=2, down g ≥ 64) the
+// epilogue writes the int8 path's layout in groups of 64 columns and down runs on the int8 path's GEMV.
 TEST(CudaGemvBw, PairedGateUpQuantizesDownsInput) {
     REQUIRE_GPU();
     struct P { const char* f; int gu_group, down_group; bool sym; int64_t inter; bool paired; };
@@ -125,10 +128,11 @@ TEST(CudaGemvBw, PairedGateUpQuantizesDownsInput) {
                        {"int", 128, 128, false, 640, false}};
     const int64_t H = 768;  // gate/up's columns: every group size divides it (and down's rows: not a power of two)
     uint64_t seed = 900;
-    for (bool act8 : {false, true})
+    for (int m : {0, 1, 2})  // hi/lo, int8 activations, hi/lo with down on the int8 path (bw_down_i8)
     for (const P& c : cases)
         for (bool rms : {false, true}) {
-            BwOptions mode(true, 0, 0, act8);
+            const bool act8 = m == 1, down_i8 = m == 2;
+            BwOptions mode(true, 0, 0, act8, down_i8);
             const PackedWeight wg = make_weight(Case{c.f, 2, c.gu_group, c.sym}, c.inter, H, ++seed);
             const PackedWeight wu = make_weight(Case{c.f, 2, c.gu_group, c.sym}, c.inter, H, ++seed);
             const PackedWeight wd = make_weight(Case{c.f, 2, c.down_group, c.sym}, H, c.inter, ++seed);
@@ -164,8 +168,10 @@ TEST(CudaGemvBw, PairedGateUpQuantizesDownsInput) {
             cuda::gemv_multi_prep(gu, ys, 2, A.get(), dx.p, 1, nullptr, {A2.get(), dd.get(), 0, 1, rms});
             const std::string what = std::string(c.f) + " gate/up g" + std::to_string(c.gu_group) + " down g" +
                                      std::to_string(c.down_group) + " I " + std::to_string(c.inter) + (rms ? " rms" : "") +
-                                     (act8 ? " act8" : "");
-            EXPECT_EQ(A2->bw_preq, c.paired) << what;
+                                     (act8 ? " act8" : "") + (down_i8 ? " down on the int8 path" : "");
+            const bool i8 = down_i8 && c.paired && std::string(c.f) == "int" && c.down_group >= 64;
+            EXPECT_EQ(A2->bw_preq, c.paired && !i8) << what;
+            EXPECT_EQ(A2->i8_ga, i8 ? 64 : 0) << what;
             auto get = [](const float* p, int64_t n) {
                 std::vector<float> v(size_t(n), 0.0f);
                 EXPECT_EQ(cudaMemcpy(v.data(), p, size_t(n) * 4, cudaMemcpyDeviceToHost), cudaSuccess);
@@ -185,7 +191,7 @@ TEST(CudaGemvBw, PairedGateUpQuantizesDownsInput) {
                     for (double& r : yd) r /= std::sqrt(s2 / double(c.inter) + 1e-5);
             }
             for (int split : {0, 1, 2}) {  // down over the pre-quantized input, whole or split over a cluster of 2
-                BwOptions o(true, 0, split, act8);
+                BwOptions o(true, 0, split, act8, down_i8);
                 CK(cudaMemset(dyd.p, 0xff, size_t(H) * 4));
                 cuda::gemv(*dd, A2.get(), nullptr, 1, dyd.p, nullptr);
                 CK(cudaDeviceSynchronize());

@@ -101,6 +101,9 @@ struct DecodeOptions {
     bool bw_act8 = false;     // that kernel: int8 activations per group (x ≈ s·h, s = max|x|/127), the CPU GEMVs' own
                               // quantizer and int sums, one dp4a per 4 weights; off: x ≈ s·(h + l/254), two dp4a,
                               // ~2e-5 relative (docs/cuda.md)
+    bool bw_down_i8 = true;   // that kernel's paired gate/up (hi/lo): down's input written in the int8 path's layout
+                              // (groups of 64 columns) and down run on the int8 path's GEMV, int b=2 only; the
+                              // stack measured +1.2% (821 → 831 tokens/s, docs/cuda.md tenth round)
 };
 DecodeOptions decode_options();
 void set_decode_options(const DecodeOptions& o);

@@ -36,6 +36,7 @@
 #include "kernels/cuda/cuda_gemv.hpp"
 #include "kernels/cuda/gpu_weight.hpp"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/plane_layout.hpp"
 
 namespace planeq::cuda {
 
@@ -67,6 +68,13 @@ struct BwPair {
     float* s2 = nullptr;
     int ga = 64;    // the consumer's activation group (32 or 64)
     int store = 1;  // also store gate and up themselves
+    // DecodeOptions::bw_down_i8: the consumer is the int8 path's GEMV (gemv_i8.cu) instead: h, l in its B-fragment
+    // layout (ActBuffer::xq8: [supers][h, l][4 lanes t][64 B], plane_layout.hpp), records (s, Σ x̂) and Σ x² per
+    // 64 columns (xsc, xsq)
+    int i8 = 0;
+    int8_t* xq8 = nullptr;
+    float2* xsc = nullptr;
+    float* xsq = nullptr;
 };
 
 struct BwLaunch {
@@ -351,10 +359,23 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
                 if (L.pair.ga == 64) quant_lanes<2, 32, A8>(a, ph, pl, X, amax);
                 else quant_lanes<2, 16, A8>(a, ph, pl, X, amax);
                 const int c = 64 * tile + 2 * lane;
-                *reinterpret_cast<uint16_t*>(L.pair.h + c) = uint16_t(ph[0]);
-                if (!A8) *reinterpret_cast<uint16_t*>(L.pair.l + c) = uint16_t(pl[0]);
-                if (lane % (L.pair.ga / 2) == 0) L.pair.rec[c / L.pair.ga] = act_record<A8>(amax, X);
-                if (lane == 0) L.pair.s2[tile] = s2;
+                if (!A8 && L.pair.i8) {  // the int8 path's layout, one 64-column group a tile
+#pragma unroll
+                    for (int i = 0; i < 2; ++i) {
+                        const I8Slot sl = i8_col_byte(2, (c + i) & 255);
+                        int8_t* d = L.pair.xq8 + ((c + i) >> 8) * 512 + sl.t * 64 + sl.offset;
+                        d[0] = int8_t(ph[0] >> (8 * i)), d[256] = int8_t(pl[0] >> (8 * i));
+                    }
+                    if (lane == 0) {
+                        const float s = amax * (1.0f / 127.0f);
+                        L.pair.xsc[tile] = make_float2(s, s * (1.0f / 254.0f) * float(X)), L.pair.xsq[tile] = s2;
+                    }
+                } else {
+                    *reinterpret_cast<uint16_t*>(L.pair.h + c) = uint16_t(ph[0]);
+                    if (!A8) *reinterpret_cast<uint16_t*>(L.pair.l + c) = uint16_t(pl[0]);
+                    if (lane % (L.pair.ga / 2) == 0) L.pair.rec[c / L.pair.ga] = act_record<A8>(amax, X);
+                    if (lane == 0) L.pair.s2[tile] = s2;
+                }
             }
         }
         return;
@@ -548,9 +569,13 @@ bool gemv_bw_pair(const GpuWeight* const* w, float* const* y, int n, const ActBu
     ActBuffer& a = *next.act;
     L.pair = bw_region(a);
     L.pair.ga = std::min(nw.group, 64);
+    // down on the int8 path's GEMV (its input read as prepared B fragments, no staging, 8 warps a 16-row tile)
+    const bool i8 = o.bw_down_i8 && !L.a8 && nw.fmt == kInt2 && nw.group % 64 == 0 && int8_decode_path(nw, 1);
+    if (i8) L.pair.i8 = 1, L.pair.xq8 = a.xq8, L.pair.xsc = a.xsc, L.pair.xsq = a.xsq;
     launch(L, wg.group, wg.fmt, 4, 1, s);
     a.cols_pad = nw.supers * kSuperCols, a.cols = rows, a.batch = 1, a.group = nw.group, a.rms_norm = next.rms_norm;
-    a.i8_bits = 0, a.bw = true, a.bw_preq = true, a.bw_ga = L.pair.ga, a.bw_a8 = L.a8, a.bw_x = nullptr, a.bw_up = nullptr;
+    a.i8_bits = i8 ? 2 : 0, a.i8_ga = i8 ? 64 : 0, a.bw = !i8, a.bw_preq = !i8, a.bw_ga = L.pair.ga, a.bw_a8 = L.a8;
+    a.bw_x = nullptr, a.bw_up = nullptr;
     a.clear_bw_norm();
     return true;
 }

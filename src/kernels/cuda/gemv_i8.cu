@@ -92,11 +92,15 @@ __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_gr
 // stages, S − 1 superchunks ahead. Tried because the 2-bit kernels seemed short of bytes in flight (~1.1 KB a
 // warp, 16 warps an SM); measured 25–70% SLOWER at every depth (3, 4, 6; docs/cuda.md), so bytes in flight are
 // not what limits them.
-template <int F, int GP, int WARPS, int S>
+// AGP: word pairs per activation group (a scale and sum each): GP when the prep quantized x in the weight's groups,
+// 1 for int b=2 when a paired gate/up launch quantized down's input in its epilogue in groups of 64 columns
+// (ActBuffer::i8_ga, gemv_bw.cu: gemv_bw_pair), so the int sums are applied once a word pair.
+template <int F, int GP, int WARPS, int S, int AGP = GP>
 __global__ void __launch_bounds__(WARPS * 32) i8_gemv_kernel(const I8Launch L) {
     using Sh = I8Shape<F, GP>;
-    constexpr int P = Sh::P, B = Sh::B, T = Sh::T, NP = Sh::NP, GS = Sh::GS, CW = Sh::CW, U = Sh::U;
+    constexpr int P = Sh::P, B = Sh::B, T = Sh::T, NP = Sh::NP, GS = Sh::GS, CW = Sh::CW, U = Sh::U, AS = NP / AGP;
     static_assert(GS * GP == NP, "a group is a whole number of word pairs");
+    static_assert(GP % AGP == 0, "an activation group divides the weight group");
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     pdl_launch_dependents();
 
@@ -119,7 +123,7 @@ __global__ void __launch_bounds__(WARPS * 32) i8_gemv_kernel(const I8Launch L) {
     };
     struct XBuf {
         uint32_t xb[16];  // this lane's B fragments for the superchunk's 8 MMAs (b0, b1 each)
-        float2 xs[GS];    // token t: (s, Σ x̂) per group
+        float2 xs[AS];    // token t: (s, Σ x̂) per activation group
     };
     // Item it of this warp is superchunk warp + WARPS·it: base pointers once, then constant strides (the
     // per-item 64-bit index arithmetic was half of the loop's instructions in the first version's SASS).
@@ -162,14 +166,14 @@ __global__ void __launch_bounds__(WARPS * 32) i8_gemv_kernel(const I8Launch L) {
     const bool bvalid = g < 2 * L.batch, tvalid = t < L.batch;
     const uint4* xbase = L.xq8 + ((int64_t(warp) * 2 * L.batch + g) * 4 + t) * (kI8LaneBytes / 16);
     const int xstride = WARPS * 2 * L.batch * 4 * (kI8LaneBytes / 16);
-    const float2* sbase = L.xsc + int64_t(t) * L.groups_pad + warp * GS;
+    const float2* sbase = L.xsc + int64_t(t) * L.groups_pad + warp * AS;
     auto load_x = [&](XBuf& d, int it) {
         const uint4* src = xbase + it * xstride;
 #pragma unroll
         for (int v = 0; v < 4; ++v) unpack(&d.xb[4 * v], bvalid ? __ldg(src + v) : make_uint4(0, 0, 0, 0));
-        const float2* xs = sbase + it * (WARPS * GS);
+        const float2* xs = sbase + it * (WARPS * AS);
 #pragma unroll
-        for (int gs = 0; gs < GS; ++gs) d.xs[gs] = tvalid ? __ldg(xs + gs) : make_float2(0.0f, 0.0f);
+        for (int gs = 0; gs < AS; ++gs) d.xs[gs] = tvalid ? __ldg(xs + gs) : make_float2(0.0f, 0.0f);
     };
 
     float yacc[2] = {0.0f, 0.0f};  // rows g and g + 8, token t
@@ -177,7 +181,7 @@ __global__ void __launch_bounds__(WARPS * 32) i8_gemv_kernel(const I8Launch L) {
         int acc[P][T][4];
 #pragma unroll
         for (int pp = 0; pp < NP; ++pp) {
-            if (pp % GP == 0) {
+            if (pp % AGP == 0) {
 #pragma unroll
                 for (int p = 0; p < P; ++p)
 #pragma unroll
@@ -194,12 +198,12 @@ __global__ void __launch_bounds__(WARPS * 32) i8_gemv_kernel(const I8Launch L) {
                     imma16832(acc[p][tau], w0 & mg, w0 & mg8, w1 & mg, w1 & mg8, x.xb[2 * m], x.xb[2 * m + 1]);
                 }
             }
-            if (pp % GP == GP - 1) {  // end of a group: combine the MMA types, apply the coefficients
+            if (pp % AGP == AGP - 1) {  // end of an activation group: combine the MMA types, apply the coefficients
                 const int gs = pp / GP;
                 float cf[2][4], bias[2];
                 unpack_coefs<F, CW>(d.c, gs, 0, cf[0], bias[0]);
                 unpack_coefs<F, CW>(d.c, gs, 1, cf[1], bias[1]);
-                const float2 xs = x.xs[gs];
+                const float2 xs = x.xs[pp / AGP];
 #pragma unroll
                 for (int h = 0; h < 2; ++h) {
                     // Horner over the types gives 2^(8−2b) (row g) or 2^(8−b) (row g + 8) times the sum; h and l
@@ -326,26 +330,30 @@ __global__ void i8_prep_kernel(const float* __restrict__ x, const float* __restr
     i8_quantize_group<BITS, false>(x, up, cols, batch, group, groups_pad, wid / groups_pad, wid % groups_pad, lane, xq8, xsc, xsq);
 }
 
-template <int F, int GP, int WARPS, int S>
+template <int F, int GP, int WARPS, int S, int AGP = GP>
 void launch_i8_staged(const I8Launch& l, int blocks, cudaStream_t s) {
     const int smem = S > 0 ? WARPS * S * I8Shape<F, GP>::U * 32 * 16 : 0;
     static const bool raised = [smem] {  // above 48 KB a kernel must opt in (once per instantiation)
-        PLANEQ_CUDA_CHECK(cudaFuncSetAttribute(i8_gemv_kernel<F, GP, WARPS, S>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+        PLANEQ_CUDA_CHECK(cudaFuncSetAttribute(i8_gemv_kernel<F, GP, WARPS, S, AGP>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
         return true;
     }();
     (void)raised;
-    launch_pdl(i8_gemv_kernel<F, GP, WARPS, S>, dim3(blocks), dim3(WARPS * 32), size_t(smem), s, l);
+    launch_pdl(i8_gemv_kernel<F, GP, WARPS, S, AGP>, dim3(blocks), dim3(WARPS * 32), size_t(smem), s, l);
 }
 
 // Weight pipeline depth (DecodeOptions::i8_stages): 0 = registers, one superchunk ahead; else a ring of 4 stages.
+// a64: int b=2 with activation groups of 64 columns (one word pair; registers only).
 template <int F, int GP, int WARPS>
-void launch_i8_depth(const I8Launch& l, int blocks, int stages, cudaStream_t s) {
+void launch_i8_depth(const I8Launch& l, int blocks, int stages, bool a64, cudaStream_t s) {
+    if constexpr (F == kInt2)
+        if (a64) return launch_i8_staged<F, GP, WARPS, 0, 1>(l, blocks, s);
+    if (a64) fail("cuda gemv (int8): 64-column activation groups are for int b=2");
     if (stages == 0) launch_i8_staged<F, GP, WARPS, 0>(l, blocks, s);
     else launch_i8_staged<F, GP, WARPS, 4>(l, blocks, s);
 }
 
 template <int F, int GP>
-void launch_i8(const I8Launch& L, cudaStream_t s) {
+void launch_i8(const I8Launch& L, bool a64, cudaStream_t s) {
     int blocks = 0;
     I8Launch l = L;
     for (int i = 0; i < l.nprob; ++i) l.prob[i].block_begin = blocks, blocks += l.prob[i].tiles;
@@ -357,17 +365,17 @@ void launch_i8(const I8Launch& L, cudaStream_t s) {
     const DecodeOptions o = decode_options();
     const int warps = o.i8_warps == 4 || o.i8_warps == 8 ? o.i8_warps : blocks >= 4 * sms ? 4 : 8;
     const int stages = o.i8_stages >= 0 ? o.i8_stages : kI8DefaultStages;
-    if (warps == 4) launch_i8_depth<F, GP, 4>(l, blocks, stages, s);
-    else launch_i8_depth<F, GP, 8>(l, blocks, stages, s);
+    if (warps == 4) launch_i8_depth<F, GP, 4>(l, blocks, stages, a64, s);
+    else launch_i8_depth<F, GP, 8>(l, blocks, stages, a64, s);
 }
 
 template <int F>
-void launch_i8_fmt(const I8Launch& L, int gp, cudaStream_t s) {
+void launch_i8_fmt(const I8Launch& L, int gp, bool a64, cudaStream_t s) {
     switch (gp) {
-        case 1: return launch_i8<F, 1>(L, s);
-        case 2: return launch_i8<F, 2>(L, s);
-        case 4: if constexpr (plane_bits(F, 0) >= 2) return launch_i8<F, 4>(L, s); break;
-        case 8: if constexpr (plane_bits(F, 0) == 4) return launch_i8<F, 8>(L, s); break;
+        case 1: return launch_i8<F, 1>(L, a64, s);
+        case 2: return launch_i8<F, 2>(L, a64, s);
+        case 4: if constexpr (plane_bits(F, 0) >= 2) return launch_i8<F, 4>(L, a64, s); break;
+        case 8: if constexpr (plane_bits(F, 0) == 4) return launch_i8<F, 8>(L, a64, s); break;
     }
     fail("cuda gemv (int8): bad group size");
 }
@@ -425,7 +433,7 @@ void gemv_multi_prep(const GpuWeight* const* w, float* const* y, int n, const Ac
     }
     ActBuffer& a = *next.act;
     a.cols_pad = rows, a.cols = rows, a.batch = batch, a.group = nw.group, a.rms_norm = next.rms_norm;
-    a.i8_bits = plane_bits(nw.fmt, 0), a.bw = false, a.bw_preq = false;
+    a.i8_bits = plane_bits(nw.fmt, 0), a.i8_ga = 0, a.bw = false, a.bw_preq = false;
     I8Next nx{};
     nx.xq8 = a.xq8, nx.xsc = a.xsc, nx.xsq = a.xsq, nx.counters = a.counters;
     nx.src = src, nx.up_src = up, nx.bits = a.i8_bits, nx.group = nw.group, nx.groups_pad = int(rows / nw.group);
@@ -441,7 +449,11 @@ void gemv_i8_launch(const GpuWeight* const* w, float* const* y, int n, const Act
     if (!int8_decode_path(w0, batch) || plane_bits(w0.fmt, 0) != act->i8_bits)
         fail("cuda gemv: the activation buffer was prepared for the int8 path of another weight layout");
     I8Launch L{};
-    L.nprob = n, L.supers = int(w0.supers), L.groups_pad = int(w0.groups_pad), L.batch = batch, L.cols = int(act->cols);
+    // Activation records per (token, group): the weight's groups, or 64-column groups from a paired producer.
+    const bool a64 = act->i8_ga == 64;
+    if (a64 && (w0.fmt != kInt2 || batch != 1 || w0.group % 64 != 0)) fail("cuda gemv (int8): 64-column activation groups are for int b=2 at batch 1");
+    L.nprob = n, L.supers = int(w0.supers), L.groups_pad = a64 ? int(w0.supers * 4) : int(w0.groups_pad), L.batch = batch;
+    L.cols = int(act->cols);
     L.l2_prefetch = decode_options().l2_prefetch ? 1 : 0;
     L.xq8 = reinterpret_cast<const uint4*>(act->xq8), L.xsc = act->xsc, L.xsq = act->rms_norm ? act->xsq : nullptr;
     L.next = next;
@@ -456,12 +468,12 @@ void gemv_i8_launch(const GpuWeight* const* w, float* const* y, int n, const Act
     }
     const int gp = w0.group / i8_min_group(plane_bits(w0.fmt, 0));
     switch (w0.fmt) {
-        case kInt2: return launch_i8_fmt<kInt2>(L, gp, s);
-        case kInt4: return launch_i8_fmt<kInt4>(L, gp, s);
-        case kTrit: return launch_i8_fmt<kTrit>(L, gp, s);
-        case kBit2: return launch_i8_fmt<kBit2>(L, gp, s);
-        case kBit3: return launch_i8_fmt<kBit3>(L, gp, s);
-        case kBit4: return launch_i8_fmt<kBit4>(L, gp, s);
+        case kInt2: return launch_i8_fmt<kInt2>(L, gp, a64, s);
+        case kInt4: return launch_i8_fmt<kInt4>(L, gp, a64, s);
+        case kTrit: return launch_i8_fmt<kTrit>(L, gp, a64, s);
+        case kBit2: return launch_i8_fmt<kBit2>(L, gp, a64, s);
+        case kBit3: return launch_i8_fmt<kBit3>(L, gp, a64, s);
+        case kBit4: return launch_i8_fmt<kBit4>(L, gp, a64, s);
     }
     fail("cuda gemv (int8): format without an int8 kernel");
 }

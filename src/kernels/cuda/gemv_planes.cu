@@ -444,7 +444,7 @@ void prepare_act(ActBuffer& a, const float* x, const float* up, int64_t cols, in
     if (group != 32 && group != 64 && group != 128 && group != 256) fail("cuda gemv: group must be 32, 64, 128 or 256");
     const int64_t cols_pad = (cols + kSuperCols - 1) / kSuperCols * kSuperCols;
     if (cols_pad > a.max_cols) fail("cuda gemv: activation buffer too small for " + std::to_string(cols) + " columns");
-    a.cols_pad = cols_pad, a.cols = cols, a.batch = batch, a.group = group, a.rms_norm = rms_norm, a.i8_bits = 0;
+    a.cols_pad = cols_pad, a.cols = cols, a.batch = batch, a.group = group, a.rms_norm = rms_norm, a.i8_bits = 0, a.i8_ga = 0;
     a.bw = false, a.bw_preq = false;
     if (for_weight && bw_decode_path(*for_weight, batch)) {  // nothing to launch: the GEMV quantizes x itself
         if (for_weight->group != group) fail("cuda prepare_act: group differs from the weight's");

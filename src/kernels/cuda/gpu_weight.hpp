@@ -77,6 +77,7 @@ struct ActBuffer {
     float2* xsc = nullptr;
     int* counters = nullptr;  // [cols_pad / 16]: per-group arrivals of a GEMV that prepares this buffer (gemv_multi_prep)
     int i8_bits = 0;  // 0: the fp16 layout above was prepared; 1, 2, 4: the int8 layout for planes of that width
+    int i8_ga = 0;    // ...its activation groups: 0 the weight's; 64 (int b=2) written by a paired gate/up launch
     int64_t max_cols = 0;
     // what was last prepared (checked by gemv)
     int64_t cols_pad = 0, cols = 0;
