@@ -24,7 +24,8 @@
 // distributed shared memory (fixed order: still deterministic).
 // The MLP pairs up (gemv_bw_pair): gate/up runs as 64-row tiles holding the same rows of both, so a block has
 // silu(gate)·up of 64 consecutive columns of down's input and quantizes them in its epilogue; down then copies int8
-// h, l and the records (2 bytes a column, not 8 of f32 x and up) and skips the quantization.
+// h, l and the records (2 bytes a column, not 8 of f32 x and up) and skips the quantization. For int b=2 (down's g ≥ 64,
+// hi/lo; DecodeOptions::bw_down_i8) the epilogue writes the int8 path's layout instead and down runs on gemv_i8.cu.
 #include <cooperative_groups.h>
 #include <cuda_fp16.h>
 
