@@ -363,9 +363,8 @@ __global__ void __launch_bounds__(kBwWarps * 32, 2) bw_gemv_kernel(const BwLaunc
                 if (!A8 && L.pair.i8) {  // the int8 path's layout, one 64-column group a tile
 #pragma unroll
                     for (int i = 0; i < 2; ++i) {
-                        const I8Slot sl = i8_col_byte(2, (c + i) & 255);
-                        int8_t* d = L.pair.xq8 + ((c + i) >> 8) * 512 + sl.t * 64 + sl.offset;
-                        d[0] = int8_t(ph[0] >> (8 * i)), d[256] = int8_t(pl[0] >> (8 * i));
+                        int8_t* d = L.pair.xq8 + i8_act_byte(2, c + i, 1, 0);
+                        d[0] = int8_t(ph[0] >> (8 * i)), d[kI8LoBytes] = int8_t(pl[0] >> (8 * i));
                     }
                     if (lane == 0) {
                         const float s = amax * (1.0f / 127.0f);

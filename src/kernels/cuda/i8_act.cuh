@@ -52,10 +52,9 @@ __device__ __forceinline__ void i8_quantize_group(const float* __restrict__ x, c
         const float lq = fminf(fmaxf(rintf((u - hq) * 254.0f), -127.0f), 127.0f);
         sh += hq, sl += lq;
         const int c = j * group + i * 32 + lane;
-        const I8Slot slot = i8_col_byte(BITS, c % kSuperCols);
-        int8_t* dst = xq8 + ((int64_t(c / kSuperCols) * 2 * batch + 2 * n) * 4 + slot.t) * kI8LaneBytes + slot.offset;
+        int8_t* dst = xq8 + i8_act_byte(BITS, c, batch, n);
         dst[0] = int8_t(hq);
-        dst[4 * kI8LaneBytes] = int8_t(lq);  // B column 2n + 1: the next 4 lanes' blocks
+        dst[kI8LoBytes] = int8_t(lq);
     }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {

@@ -66,6 +66,13 @@ PLANEQ_HD constexpr I8Slot i8_col_byte(int b, int cc) {
     const int m = (w >> 1) * (4 / b) + tau;
     return {t, 8 * m + 4 * (w & 1) + beta};
 }
+// Byte offset in the int8 activation buffer (ActBuffer::xq8: [superchunks][2·batch B columns (h, l)][4 lanes t]
+// [64 B]) of token n's h byte of column c for b-bit planes; its l byte is kI8LoBytes further (B column 2n + 1).
+constexpr int kI8LoBytes = 4 * kI8LaneBytes;
+PLANEQ_HD constexpr int64_t i8_act_byte(int b, int64_t c, int batch, int n) {
+    const I8Slot s = i8_col_byte(b, int(c % 256));
+    return ((c / 256) * 2 * batch + 2 * n) * kI8LoBytes + s.t * kI8LaneBytes + s.offset;
+}
 // Per-byte mask of class c (bit offset c·b in every byte) of a b-bit plane.
 PLANEQ_HD constexpr uint32_t i8_class_mask(int b, int c) {
     return (b == 1 ? 0x01010101u : b == 2 ? 0x03030303u : 0x0F0F0F0Fu) << (c * b);
