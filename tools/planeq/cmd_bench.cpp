@@ -111,7 +111,15 @@ void run_bench(BenchArgs& a) {
     const SlotCache* slots = runner->slot_cache();  // --cache / --kv-bits on the CPU: the decode test runs through it
     auto step = [&](std::span<const int32_t> t) { return runner->forward_argmax(t); };
     auto reset = [&] { runner->clear(); };
-    std::vector<double> prefill, decode;
+    // Bytes one decode step streams: the GPU layout's (linears + head) on the GPU, the stored tensors on the CPU.
+    const double bytes_tok = gpu ? double(device_weight_bytes(*runner)) : double(m.decode_bytes_per_token());
+    // Where a token's weights are far beyond any cache, each token is also judged against the read
+    // bandwidth sampled just before and just after it (ReadProbe): the drift between the runs and the
+    // measurements in `bws` is then out of the ratio. Not for small models, whose weights the probe's
+    // reads would evict from the last-level cache they otherwise live in.
+    std::unique_ptr<ReadProbe> probe;
+    if (!a.no_bandwidth && a.generate > 0 && bytes_tok >= double(size_t(1) << 30)) probe = std::make_unique<ReadProbe>();
+    std::vector<double> prefill, decode, paired;
     Progress bar("bench", 2 * (a.reps + 1), "runs");
     for (int rep = 0; rep <= a.reps; ++rep) {  // repetition 0 warms caches and page mappings up
         if (a.prompt > 0) {
@@ -126,12 +134,18 @@ void run_bench(BenchArgs& a) {
             reset();
             int32_t tok = tokens[0];
             step(std::span<const int32_t>(&tok, 1));
-            const auto t0 = std::chrono::steady_clock::now();
+            double s = 0, read_before = probe ? probe->sample_gbs() : 0;
             for (int64_t i = 0; i < a.generate; ++i) {
                 tok = int32_t((tok * 7 + 13) % c.vocab);
+                const auto t0 = std::chrono::steady_clock::now();
                 step(std::span<const int32_t>(&tok, 1));
+                const double st = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                s += st;
+                if (!probe) continue;
+                const double read_after = probe->sample_gbs();
+                if (rep > 0) paired.push_back(bytes_tok / st / 1e9 / (0.5 * (read_before + read_after)));
+                read_before = read_after;
             }
-            const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             if (rep > 0) decode.push_back(double(a.generate) / s);
             if (rep > 0 && !a.no_bandwidth) bws.push_back(measure_bandwidth(size_t(1) << 30, 3));
         }
@@ -139,8 +153,6 @@ void run_bench(BenchArgs& a) {
     }
     bar.finish();
 
-    // Bytes one decode step streams: the GPU layout's (linears + head) on the GPU, the stored tensors on the CPU.
-    const double bytes_tok = gpu ? double(device_weight_bytes(*runner)) : double(m.decode_bytes_per_token());
     nlohmann::json j{{"model", what},
                      {"formats", m.format_summary()},
                      {"bpw_linear", m.bpw_linear()},
@@ -194,6 +206,14 @@ void run_bench(BenchArgs& a) {
             j["decode"]["fraction_of_copy_bandwidth"] = gbs / bw.copy_gbs;
             j["decode"]["fraction_of_read_bandwidth"] = gbs / bw.read_gbs;
             if (text) std::printf(", %.0f%% of copy / %.0f%% of read bandwidth", 100 * gbs / bw.copy_gbs, 100 * gbs / bw.read_gbs);
+        }
+        if (!paired.empty()) {
+            std::sort(paired.begin(), paired.end());
+            const auto at = [&](double q) { return paired[size_t(q * double(paired.size() - 1) + 0.5)]; };
+            j["decode"]["fraction_of_read_bandwidth_paired"] = {{"median", at(0.5)}, {"p25", at(0.25)}, {"p75", at(0.75)}, {"tokens", paired.size()}};
+            if (text)
+                std::printf("\n        each token against the read bandwidth sampled just before and after it: median %.0f%% of read (quartiles %.0f … %.0f%%, %zu tokens)",
+                            100 * at(0.5), 100 * at(0.25), 100 * at(0.75), paired.size());
         }
         if (text) std::printf("\n");
     }
