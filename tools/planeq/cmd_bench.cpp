@@ -12,6 +12,7 @@
 #include "core/bandwidth.hpp"
 #include "core/error.hpp"
 #include "core/progress.hpp"
+#include "eval/kld.hpp"
 #include "formats/format.hpp"
 #include "loaded_model.hpp"
 #include "model/flops.hpp"
@@ -134,16 +135,17 @@ void run_bench(BenchArgs& a) {
             reset();
             int32_t tok = tokens[0];
             step(std::span<const int32_t>(&tok, 1));
-            double s = 0, read_before = probe ? probe->sample_gbs() : 0;
+            const bool probing = probe && rep > 0;  // the warm-up repetition's tokens are not judged
+            double s = 0, read_before = probing ? probe->sample_gbs() : 0;
             for (int64_t i = 0; i < a.generate; ++i) {
                 tok = int32_t((tok * 7 + 13) % c.vocab);
                 const auto t0 = std::chrono::steady_clock::now();
                 step(std::span<const int32_t>(&tok, 1));
                 const double st = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
                 s += st;
-                if (!probe) continue;
+                if (!probing) continue;
                 const double read_after = probe->sample_gbs();
-                if (rep > 0) paired.push_back(bytes_tok / st / 1e9 / (0.5 * (read_before + read_after)));
+                paired.push_back(bytes_tok / st / 1e9 / (0.5 * (read_before + read_after)));
                 read_before = read_after;
             }
             if (rep > 0) decode.push_back(double(a.generate) / s);
@@ -208,12 +210,11 @@ void run_bench(BenchArgs& a) {
             if (text) std::printf(", %.0f%% of copy / %.0f%% of read bandwidth", 100 * gbs / bw.copy_gbs, 100 * gbs / bw.read_gbs);
         }
         if (!paired.empty()) {
-            std::sort(paired.begin(), paired.end());
-            const auto at = [&](double q) { return paired[size_t(q * double(paired.size() - 1) + 0.5)]; };
-            j["decode"]["fraction_of_read_bandwidth_paired"] = {{"median", at(0.5)}, {"p25", at(0.25)}, {"p75", at(0.75)}, {"tokens", paired.size()}};
+            const Quantiles q = quantiles(paired);
+            j["decode"]["fraction_of_read_bandwidth_paired"] = {{"median", q.median}, {"p25", q.p25}, {"p75", q.p75}, {"tokens", paired.size()}};
             if (text)
                 std::printf("\n        each token against the read bandwidth sampled just before and after it: median %.0f%% of read (quartiles %.0f … %.0f%%, %zu tokens)",
-                            100 * at(0.5), 100 * at(0.25), 100 * at(0.75), paired.size());
+                            100 * q.median, 100 * q.p25, 100 * q.p75, paired.size());
         }
         if (text) std::printf("\n");
     }
