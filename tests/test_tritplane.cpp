@@ -27,11 +27,19 @@ struct SimdGuard {  // restores the SIMD level a test changed
     ~SimdGuard() { set_simd_level(saved); }
 };
 
-std::vector<SimdLevel> levels() {
-    std::vector<SimdLevel> v{SimdLevel::Scalar};
-    const SimdLevel hw = simd_level();
-    if (int(hw) >= int(SimdLevel::Avx2)) v.push_back(SimdLevel::Avx2);
-    if (hw == SimdLevel::Avx512) v.push_back(SimdLevel::Avx512);
+// Every level the CPU has, whatever level a test has forced at the time of the call (a test that sets Scalar and
+// then asks would otherwise get Scalar alone, as two of the tests below once did).
+const std::vector<SimdLevel>& levels() {
+    static const std::vector<SimdLevel> v = [] {
+        const SimdLevel saved = simd_level();
+        set_simd_level(SimdLevel::Avx512);  // capped at what the CPU has
+        const SimdLevel hw = simd_level();
+        set_simd_level(saved);
+        std::vector<SimdLevel> out{SimdLevel::Scalar};
+        if (int(hw) >= int(SimdLevel::Avx2)) out.push_back(SimdLevel::Avx2);
+        if (hw == SimdLevel::Avx512) out.push_back(SimdLevel::Avx512);
+        return out;
+    }();
     return v;
 }
 
@@ -302,6 +310,46 @@ TEST(Tritplane, GemvVariantsMatchReferenceOnRowBlockShapes) {
                 }
                 set_tritplane_gemv_variant(saved);
             }
+}
+
+// The triple lookup's int8 sums at their bounds: activations at ±127 make every full triple's |Σ t·xq| = 381,
+// the largest h (12, summed 10 at a time); triples of 127, 127, 114 make it 368, the largest l (16 after the
+// sign, summed 7 at a time). Rows of all +1 or all −1 trits put every triple's sign the same way; random rows and
+// padding rows ride along. The kernel must give the scalar model's bits (an int8 sum past its range would not).
+TEST(Tritplane, TripleLookupAtItsIntegerBounds) {
+    SimdGuard guard;
+    const TritplaneGemvVariant saved = tritplane_gemv_variant();
+    for (int g : {32, 64, 128, 256})
+        for (int pattern = 0; pattern < 4; ++pattern) {
+            const Shape sh{g, 40, 3 * int64_t(g)};
+            Source s = make_source(sh.rows, sh.cols, g, uint32_t(700 + g + pattern));
+            for (int64_t r = 0; r < 24; ++r)  // rows 0–23 uniform (+1, −1, mixed per plane); 24–39 random
+                for (int64_t c = 0; c < sh.cols; ++c) {
+                    const size_t k = size_t(r * sh.cols + c);
+                    s.t1[k] = int8_t(r % 2 == 0 ? 1 : -1);
+                    s.t2[k] = int8_t(r % 3 == 0 ? 1 : r % 3 == 1 ? -1 : int(c % 3) - 1);
+                }
+            std::vector<float> x(size_t(sh.cols));
+            for (int64_t c = 0; c < sh.cols; ++c) {
+                const bool third = (c % g) % 3 == 2;
+                const float m = pattern < 2 ? 1.0f : (third ? 114.0f / 127.0f : 1.0f);
+                x[size_t(c)] = pattern % 2 == 0 ? m : -m;
+            }
+            const PackedWeight w = pack(s);
+            set_simd_level(SimdLevel::Scalar);
+            std::vector<float> model(size_t(sh.rows), -1.0f);
+            w.format->gemv(w, x.data(), model.data());
+            set_tritplane_gemv_variant(TritplaneGemvVariant::Int8Triples);
+            for (SimdLevel level : levels()) {
+                set_simd_level(level);
+                std::vector<float> y(size_t(sh.rows), -1.0f);
+                w.format->gemv(w, x.data(), y.data());
+                const std::string where = name(sh) + " pattern " + std::to_string(pattern) + " " + simd_level_name(level);
+                expect_within_reference(sh, expected(s), x, y, where);
+                ASSERT_EQ(std::memcmp(y.data(), model.data(), y.size() * 4), 0) << where << " differs from the scalar model";
+            }
+            set_tritplane_gemv_variant(saved);
+        }
 }
 
 // The repack is also built on the fly where prepare() did not run (a weight packed at a lower level).

@@ -142,28 +142,32 @@ void tritplane_gemv_blocks_lut7_avx512(const TritBlocks& w, const TritBlockAct& 
 // AVX2 has no 128-entry byte lookup and no vpdpbusd, so decoding P5 digits costs ~8 instructions a digit.
 // Instead, as bitnet.cpp's TL2 does for ternary weights, each three trits (t0, t1, t2) of a segment become
 // one lookup: code c = Σ 3^i·(t_i + 1) ∈ 0…26, and since c and 26 − c are the same trits negated, a 4-bit
-// index c' = min(c, 26 − c) ∈ 0…13 and a sign bit [c > 13]. Per call, every activation triple (xq at
-// j·g + 3τ + 0, 1, 2; zero past the group) gets a 16-entry int16 table v[c'] = Σ t_i·xq_i (|v| ≤ 381),
-// stored as 16 low bytes then 16 high bytes (one vpshufb each). The kernel looks up 32 rows' indices against
-// one table, rebuilds int16 with two unpacks, applies the sign with vpsignw and adds: ~11.5 instructions for
-// 96 trits of one plane, against ~23 for the P5 decode.
-// The repack, blocks of 32 rows (rows past the end: index 13 = the zero triple, sign 0, scales 0), per group
-// (both planes, then the scales), per plane:
+// index c' = min(c, 26 − c) ∈ 0…13 and a sign bit [c > 13]. A group has NT = ⌈g/3⌉ triples; g is never a
+// multiple of 3 (32, 64, 128, 256), so the last triple holds one or two trits and is stored unsigned: its
+// index is the code of its real trits, c = u0 (+ 3·u1), 0…8.
+// Per call, every activation triple τ (xq at j·g + 3τ + 0, 1, 2; zero past the group) gets a 16-entry table of
+// v[c'] = Σ t_i·xq_i (|v| ≤ 381; the last triple's table is indexed by its unsigned code), stored split as
+// v = 32·h + l with l ∈ [−16, 15] and h ∈ [−12, 12]: 16 bytes of l, then 16 bytes of h.
+// The kernel looks up 32 rows' indices in one table (one vpshufb for l, one for h), applies the sign to the
+// bytes (vpsignb: −v = 32·(−h) + (−l)) and adds them into int8 sums of l and of h, which fit 7 (|l| ≤ 16) and
+// 10 (|h| ≤ 12) triples; then they are widened into int16 row sums (even and odd rows apart, h times 32 by the
+// same shifts): ~9.7 instructions for 96 trits of one plane, against ~23 for the P5 decode.
+// The repack, blocks of 32 rows (rows past the end: the zero triple — index 13, or the unsigned code of
+// zeros for the last — sign +, scales 0), per group (both planes, then the scales), per plane:
 //   index vectors: NP = ⌈NT/2⌉ × 32 bytes, byte ρ of vector q = row ρ's index of triple 2q (low nibble) and
-//                  2q + 1 (high nibble), NT = ⌈g/3⌉ triples a segment;
-//   sign words:    NSW = ⌈NT/15⌉ × 64 bytes: two vectors of 16 int16 lanes, A for rows 0–7, 16–23 and B for
-//                  rows 8–15, 24–31 (the lanes of the low / high byte unpacks); bit 15 − k of word w = the
-//                  sign of triple 15w + k, bit 0 always 1 so that a word shifted left by k < 15 is never zero
-//                  (vpsignw of a zero word would zero the value);
+//                  2q + 1 (high nibble; the zero triple where 2q + 1 = NT);
+//   sign vectors:  NS = ⌈(NT − 1)/7⌉ × 32 bytes: byte ρ of vector w holds row ρ's signs of triples 7w + k
+//                  in bit 7 − k (k = 0…6), and bit 0 always 1, so that the byte doubled k < 7 times is never
+//                  zero (vpsignb by a zero byte would zero the value);
 //   then scales:   2 × 32 fp16, [plane][row].
-// Bytes per row and group: 2·(32·NP + 64·NSW)/32 + 4 (g = 128: 60, i.e. 3.75 bits a weight in memory,
-// against the stored 55.2 = 3.45).
+// Bytes per row and group: 2·(NP + NS) + 4 (g = 128: 60, i.e. 3.75 bits a weight in memory, against the
+// stored 55.2 = 3.45).
 // Float combination: the row kernels' (lane L = 2·(j mod 8) + plane, tritplane_reduce16), so the same bits.
 struct TritTriples {
     int64_t rows = 0, cols = 0, ngroups = 0, nblocks = 0;
-    int group = 128, NT = 43, NP = 22, NSW = 3;
+    int group = 128, NT = 43, NP = 22, NS = 6;
     std::vector<uint8_t> bytes;  // nblocks × block_bytes()
-    int64_t plane_bytes() const { return int64_t(NP) * 32 + int64_t(NSW) * 64; }
+    int64_t plane_bytes() const { return int64_t(NP + NS) * 32; }
     int64_t group_bytes() const { return 2 * plane_bytes() + 128; }
     int64_t block_bytes() const { return ngroups * group_bytes(); }
 };

@@ -14,10 +14,10 @@ TritTriples tritplane_to_triples(const TritplaneView& w) {
     t.rows = w.rows, t.cols = w.cols, t.ngroups = w.ngroups, t.group = w.group;
     t.NT = (w.group + 2) / 3;
     t.NP = (t.NT + 1) / 2;
-    t.NSW = (t.NT + 14) / 15;
+    t.NS = (t.NT - 1 + 6) / 7;
     t.nblocks = (w.rows + 31) / 32;
     t.bytes.assign(size_t(t.nblocks * t.block_bytes()), 0);
-    const int g = w.group;
+    const int g = w.group, last = t.NT - 1, zero_last = g % 3 == 2 ? 4 : 1;  // the unsigned code of zero trits
 #pragma omp parallel for schedule(static)
     for (int64_t blk = 0; blk < t.nblocks; ++blk) {
         uint8_t u[256 + 2];  // a segment's digits u = t + 1, then two padding digits (t = 0) for the last triple
@@ -26,33 +26,31 @@ TritTriples tritplane_to_triples(const TritplaneView& w) {
             uint16_t* scales = reinterpret_cast<uint16_t*>(grp + 2 * t.plane_bytes());
             for (int p = 0; p < 2; ++p) {
                 uint8_t* idx = grp + p * t.plane_bytes();
-                uint16_t* sign = reinterpret_cast<uint16_t*>(idx + t.NP * 32);
-                for (int w16 = 0; w16 < t.NSW * 32; ++w16) sign[w16] = 1;  // bit 0 set, every sign +
+                uint8_t* sign = idx + t.NP * 32;
+                for (int q = 0; q < t.NS * 32; ++q) sign[q] = 1;  // bit 0 set, every sign +
                 for (int r = 0; r < 32; ++r) {
                     const int64_t row = 32 * blk + r;
-                    if (row >= w.rows) {  // padding rows: the zero triple (index 13), scales 0
-                        for (int q = 0; q < t.NP; ++q) idx[q * 32 + r] = 13 | 13 << 4;
-                        continue;
+                    const bool real = row < w.rows;  // padding rows: zero triples, scales 0
+                    if (real) {
+                        tritplane_segment_digits(w, w.trits + row * w.row_bytes, j, p, u);
+                        u[g] = u[g + 1] = 1;
                     }
-                    tritplane_segment_digits(w, w.trits + row * w.row_bytes, j, p, u);
-                    u[g] = u[g + 1] = 1;
-                    // Word lane of row r: vector A (rows 0–7, 16–23) or B (8–15, 24–31), lane r % 8 + 8·(r ≥ 16).
-                    const int vec = (r / 8) % 2, lane = r % 8 + 8 * (r / 16);
                     for (int tau = 0; tau < t.NT; tau += 2) {
                         int ix[2];
                         for (int h = 0; h < 2; ++h) {
                             const int tt = tau + h;
-                            if (tt >= t.NT) {  // the unused high nibble: the zero triple
-                                ix[h] = 13;
-                                continue;
+                            if (tt > last) ix[h] = 13;  // the unused high nibble: the zero triple
+                            else if (tt == last) ix[h] = real ? (g % 3 == 2 ? u[3 * tt] + 3 * u[3 * tt + 1] : u[3 * tt]) : zero_last;
+                            else if (!real) ix[h] = 13;
+                            else {
+                                const int c = u[3 * tt] + 3 * u[3 * tt + 1] + 9 * u[3 * tt + 2];
+                                ix[h] = c <= 13 ? c : 26 - c;
+                                if (c > 13) sign[(tt / 7) * 32 + r] |= uint8_t(0x80u >> (tt % 7));
                             }
-                            const int c = u[3 * tt] + 3 * u[3 * tt + 1] + 9 * u[3 * tt + 2];
-                            ix[h] = c <= 13 ? c : 26 - c;
-                            if (c > 13) sign[(tt / 15) * 32 + vec * 16 + lane] |= uint16_t(1u << (15 - tt % 15));
                         }
                         idx[(tau / 2) * 32 + r] = uint8_t(ix[0] | ix[1] << 4);
                     }
-                    scales[p * 32 + r] = w.scales[row * 2 * w.ngroups + 2 * j + p];
+                    scales[p * 32 + r] = real ? w.scales[row * 2 * w.ngroups + 2 * j + p] : 0;
                 }
             }
         }
