@@ -7,9 +7,9 @@
 //     s = sign bytes doubled (bit 7 = the sign of this triple)
 //     Σl += vpsignb(l, s); Σh += vpsignb(h, s)            (int8 sums: 7 triples of |l| ≤ 16, 10 of |h| ≤ 12)
 //     every 7 (Σl) or 10 (Σh) triples: widen into the int16 row sums E (even rows) and O (odd rows), h × 32
-// ~9.7 instructions for 96 trits, where int16 lookups (two vpshufb, two unpacks, vpsignw on words) took 11.5 and
-// twice the shuffle-port work. The two tables are broadcast loads shared by both planes. An int16 lane takes a
-// whole group: ⌈g/3⌉·381 ≤ 86·381 = 32766 at g = 256. Then per (group, plane) the int32 row sums meet α·d_j in
+// ~9.7 instructions for 96 trits, of them ~3.1 shuffles and shifts, where int16 lookups (two vpshufb, two unpacks,
+// vpsignw on words) took 11.5, of them 4.5. The two tables are broadcast loads shared by both planes. An int16
+// lane takes a whole group: ⌈g/3⌉·381 ≤ 86·381 = 32766 at g = 256. Then per (group, plane) the int32 row sums meet α·d_j in
 // the row kernels' f32 order (lane L = 2·(j mod 8) + plane, tritplane_reduce16): same bits.
 #include <immintrin.h>
 #include <omp.h>
