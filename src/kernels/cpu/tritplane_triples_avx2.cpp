@@ -26,6 +26,8 @@ namespace {
 
 #define PLANEQ_AI inline __attribute__((always_inline))
 
+// Every line of the group 4 KB ahead, into L2 (prefetcht2): prefetcht0's burst of 30 lines into L1 stalled the
+// loop (cold GEMV 64–72% of the read bandwidth next to it, against 77–85% with L2; docs/formats.md).
 constexpr int64_t kPrefetchBytes = 4096;
 
 PLANEQ_AI __m256i bcast128(const uint8_t* p) {
@@ -52,7 +54,7 @@ void block(const TritTriples& w, const uint8_t* lut, const float* d, int64_t blk
     alignas(32) float o[16][32] = {};  // [lane L][row]
     for (int64_t j = 0; j < w.ngroups; ++j, p += group_bytes) {
         for (int64_t l = 0; l < group_bytes; l += 64)
-            _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + l), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + l), _MM_HINT_T2);
         const uint8_t* tab = lut + j * NT * 32;
         __m256i acc[2][2];  // [plane][rows 0–7 and 16–23, rows 8–15 and 24–31]
         for (int pl = 0; pl < 2; ++pl) {  // one plane at a time: both at once need more than 16 registers
