@@ -119,21 +119,6 @@ struct LevelGuard {
     }
 };
 
-// Every level this CPU runs (set_simd_level caps at the hardware's best), computed once.
-const std::vector<SimdLevel>& available_levels() {
-    static const std::vector<SimdLevel> levels = [] {
-        const SimdLevel saved = simd_level();
-        set_simd_level(SimdLevel::Avx512);
-        const SimdLevel best = simd_level();
-        set_simd_level(saved);
-        std::vector<SimdLevel> out{SimdLevel::Scalar};
-        if (int(best) >= int(SimdLevel::Avx2)) out.push_back(SimdLevel::Avx2);
-        if (int(best) >= int(SimdLevel::Avx512)) out.push_back(SimdLevel::Avx512);
-        return out;
-    }();
-    return levels;
-}
-
 // ---- packing and the reference ------------------------------------------------------------------
 
 TEST(IntGroupPack, DequantizeRowsIsExact) {

@@ -27,22 +27,6 @@ struct SimdGuard {  // restores the SIMD level a test changed
     ~SimdGuard() { set_simd_level(saved); }
 };
 
-// Every level the CPU has, whatever level a test has forced at the time of the call (a test that sets Scalar and
-// then asks would otherwise get Scalar alone, as two of the tests below once did).
-const std::vector<SimdLevel>& levels() {
-    static const std::vector<SimdLevel> v = [] {
-        const SimdLevel saved = simd_level();
-        set_simd_level(SimdLevel::Avx512);  // capped at what the CPU has
-        const SimdLevel hw = simd_level();
-        set_simd_level(saved);
-        std::vector<SimdLevel> out{SimdLevel::Scalar};
-        if (int(hw) >= int(SimdLevel::Avx2)) out.push_back(SimdLevel::Avx2);
-        if (hw == SimdLevel::Avx512) out.push_back(SimdLevel::Avx512);
-        return out;
-    }();
-    return v;
-}
-
 TEST(TritplaneP5, AllPatternsRoundTrip) {
     std::set<int> seen;
     for (int n = 0; n < 243; ++n) {
@@ -206,7 +190,7 @@ TEST(Tritplane, DequantizeBlockMatchesReferenceAtEveryLevel) {
         const Source s = make_source(sh.rows, sh.cols, sh.group, seed++);
         const PackedWeight w = pack(s);
         const auto exp = expected(s);
-        for (SimdLevel level : levels()) {
+        for (SimdLevel level : available_levels()) {
             set_simd_level(level);
             std::mt19937 rng(seed);
             for (int trial = 0; trial < 12; ++trial) {
@@ -264,7 +248,7 @@ TEST(Tritplane, GemvLevelsAgreeBitwiseAndWithinActivationBound) {
         const PackedWeight w = pack(s);
         const auto x = random_x(sh.cols, seed);
         std::vector<std::vector<float>> ys;
-        for (SimdLevel level : levels()) {
+        for (SimdLevel level : available_levels()) {
             set_simd_level(level);
             std::vector<float> y(static_cast<size_t>(sh.rows), -1.0f);
             w.format->gemv(w, x.data(), y.data());
@@ -272,7 +256,7 @@ TEST(Tritplane, GemvLevelsAgreeBitwiseAndWithinActivationBound) {
         }
         for (size_t l = 1; l < ys.size(); ++l)
             ASSERT_EQ(std::memcmp(ys[l].data(), ys[0].data(), ys[0].size() * 4), 0)
-                << name(sh) << ": " << simd_level_name(levels()[l]) << " differs from the scalar model";
+                << name(sh) << ": " << simd_level_name(available_levels()[l]) << " differs from the scalar model";
         expect_within_reference(sh, expected(s), x, ys[0], name(sh));
     }
 }
@@ -299,7 +283,7 @@ TEST(Tritplane, GemvVariantsMatchReferenceOnRowBlockShapes) {
                                                TritplaneGemvVariant::Int8RowBlocksLut, TritplaneGemvVariant::Int8RowBlocksLut7,
                                                TritplaneGemvVariant::Int8Triples}) {
                     set_tritplane_gemv_variant(v);
-                    for (SimdLevel level : levels()) {
+                    for (SimdLevel level : available_levels()) {
                         set_simd_level(level);
                         std::vector<float> y(static_cast<size_t>(rows), -1.0f);
                         w.format->gemv(w, x.data(), y.data());
@@ -340,7 +324,7 @@ TEST(Tritplane, TripleLookupAtItsIntegerBounds) {
             std::vector<float> model(size_t(sh.rows), -1.0f);
             w.format->gemv(w, x.data(), model.data());
             set_tritplane_gemv_variant(TritplaneGemvVariant::Int8Triples);
-            for (SimdLevel level : levels()) {
+            for (SimdLevel level : available_levels()) {
                 set_simd_level(level);
                 std::vector<float> y(size_t(sh.rows), -1.0f);
                 w.format->gemv(w, x.data(), y.data());
@@ -381,7 +365,7 @@ TEST(Tritplane, GemmMatchesReference) {
         std::mt19937 rng(3);
         std::normal_distribution<float> nd;
         for (auto& v : x) v = nd(rng);
-        for (SimdLevel level : levels()) {
+        for (SimdLevel level : available_levels()) {
             set_simd_level(level);
             std::vector<float> y(size_t(n * sh.rows));
             w.format->gemm(w, x.data(), n, y.data());

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu_features.hpp"
 #include "formats/dense.hpp"
 
 namespace planeq::test {
@@ -26,6 +27,22 @@ inline PackedWeight f32_weight(int64_t rows, int64_t cols, const std::vector<flo
     w.add_part(PartSpec{"weight", DType::F32, {rows, cols}},
                std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(float)));
     return w;
+}
+
+// Every SIMD level this CPU runs, computed once by probing (set_simd_level caps at the hardware's best), so
+// the answer does not depend on whatever level a test has forced at the time of the call.
+inline const std::vector<SimdLevel>& available_levels() {
+    static const std::vector<SimdLevel> levels = [] {
+        const SimdLevel saved = simd_level();
+        set_simd_level(SimdLevel::Avx512);
+        const SimdLevel best = simd_level();
+        set_simd_level(saved);
+        std::vector<SimdLevel> out{SimdLevel::Scalar};
+        if (int(best) >= int(SimdLevel::Avx2)) out.push_back(SimdLevel::Avx2);
+        if (int(best) >= int(SimdLevel::Avx512)) out.push_back(SimdLevel::Avx512);
+        return out;
+    }();
+    return levels;
 }
 
 inline fs::path source_dir() { return fs::path(PLANEQ_SOURCE_DIR); }

@@ -164,11 +164,18 @@ void tritplane_gemv_blocks_lut7_avx512(const TritBlocks& w, const TritBlockAct& 
 // stored 55.2 = 3.45).
 // Float combination: the row kernels' (lane L = 2·(j mod 8) + plane, tritplane_reduce16), so the same bits.
 struct TritTriples {
+    // The layout's sizes for a group of g trits; one definition for the repack and for the kernel's unrolling.
+    static constexpr int triples(int g) { return (g + 2) / 3; }                // NT
+    static constexpr int index_vectors(int g) { return (triples(g) + 1) / 2; }  // NP
+    static constexpr int sign_vectors(int g) { return (triples(g) - 1 + 6) / 7; }  // NS
+    static constexpr int64_t plane_bytes_for(int g) { return int64_t(index_vectors(g) + sign_vectors(g)) * 32; }
+    static constexpr int64_t group_bytes_for(int g) { return 2 * plane_bytes_for(g) + 128; }
+
     int64_t rows = 0, cols = 0, ngroups = 0, nblocks = 0;
-    int group = 128, NT = 43, NP = 22, NS = 6;
+    int group = 128, NT = triples(128), NP = index_vectors(128), NS = sign_vectors(128);
     std::vector<uint8_t> bytes;  // nblocks × block_bytes()
-    int64_t plane_bytes() const { return int64_t(NP + NS) * 32; }
-    int64_t group_bytes() const { return 2 * plane_bytes() + 128; }
+    int64_t plane_bytes() const { return plane_bytes_for(group); }
+    int64_t group_bytes() const { return group_bytes_for(group); }
     int64_t block_bytes() const { return ngroups * group_bytes(); }
 };
 TritTriples tritplane_to_triples(const TritplaneView& w);  // the repack (portable)

@@ -12,9 +12,9 @@ namespace planeq::cpu {
 TritTriples tritplane_to_triples(const TritplaneView& w) {
     TritTriples t;
     t.rows = w.rows, t.cols = w.cols, t.ngroups = w.ngroups, t.group = w.group;
-    t.NT = (w.group + 2) / 3;
-    t.NP = (t.NT + 1) / 2;
-    t.NS = (t.NT - 1 + 6) / 7;
+    t.NT = TritTriples::triples(w.group);
+    t.NP = TritTriples::index_vectors(w.group);
+    t.NS = TritTriples::sign_vectors(w.group);
     t.nblocks = (w.rows + 31) / 32;
     t.bytes.assign(size_t(t.nblocks * t.block_bytes()), 0);
     const int g = w.group, last = t.NT - 1, zero_last = g % 3 == 2 ? 4 : 1;  // the unsigned code of zero trits

@@ -45,8 +45,8 @@ PLANEQ_AI void unrolled(F&& f) {
 
 template <int G>
 void block(const TritTriples& w, const uint8_t* lut, const float* d, int64_t blk, float* y) {
-    constexpr int NT = (G + 2) / 3, NP = (NT + 1) / 2, NS = (NT - 1 + 6) / 7;
-    constexpr int64_t plane_bytes = (NP + NS) * 32, group_bytes = 2 * plane_bytes + 128;
+    constexpr int NT = TritTriples::triples(G), NP = TritTriples::index_vectors(G);
+    constexpr int64_t plane_bytes = TritTriples::plane_bytes_for(G), group_bytes = TritTriples::group_bytes_for(G);
     static_assert(NT * 381 < 32768, "a group's sum fits an int16 lane");
     static_assert(G % 3 != 0, "the last triple is partial (unsigned)");
     const uint8_t* p = w.bytes.data() + blk * w.block_bytes();
