@@ -34,6 +34,31 @@ TEST(ParallelStream, EveryItemOnceForAnyTeamSize) {
     omp_set_num_threads(saved);
 }
 
+// Arrays laid end to end (q, k, v rows): every item of every array once, with its own index, chunks that
+// straddle a boundary split there, empty arrays skipped.
+TEST(ParallelStreamConcat, EveryItemOfEveryArrayOnce) {
+    const int saved = omp_get_max_threads();
+    for (int threads : {1, 2, 3}) {
+        omp_set_num_threads(threads);
+        for (const std::vector<int64_t>& counts : std::vector<std::vector<int64_t>>{{37, 5, 64}, {0, 3, 0, 1}, {1}, {}, {32, 32}})
+            for (int64_t chunk : {1, 2, 16, 100}) {
+                std::vector<std::vector<std::atomic<int>>> seen;
+                for (int64_t c : counts) seen.emplace_back(size_t(c));
+                parallel_stream_concat(counts, chunk, [&](size_t k, int64_t lo, int64_t hi) {
+                    ASSERT_LT(k, counts.size());
+                    ASSERT_LE(0, lo);
+                    ASSERT_LT(lo, hi);
+                    ASSERT_LE(hi, counts[k]);
+                    for (int64_t i = lo; i < hi; ++i) seen[k][size_t(i)].fetch_add(1);
+                });
+                for (size_t k = 0; k < counts.size(); ++k)
+                    for (int64_t i = 0; i < counts[k]; ++i)
+                        ASSERT_EQ(seen[k][size_t(i)].load(), 1) << "array " << k << " item " << i << ", chunk " << chunk << ", " << threads << " threads";
+            }
+    }
+    omp_set_num_threads(saved);
+}
+
 TEST(ParallelStream, SerialInsideAParallelRegion) {
     std::vector<int> owner(100, -1);
 #pragma omp parallel num_threads(2)

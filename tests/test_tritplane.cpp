@@ -336,6 +336,56 @@ TEST(Tritplane, TripleLookupAtItsIntegerBounds) {
         }
 }
 
+// gemv_shared_input (q, k, v as one GEMV): each output has the bits of its own gemv, for every variant and
+// level, with row counts that are not multiples of the 16- and 32-row blocks and differ between the weights;
+// weights with different groups take the one-at-a-time path; a count mismatch is an error.
+TEST(Tritplane, SharedInputGemvEqualsOneGemvEach) {
+    SimdGuard guard;
+    const TritplaneGemvVariant saved = tritplane_gemv_variant();
+    for (int g : {32, 128}) {
+        const int64_t cols = 9 * int64_t(g);
+        const Source s0 = make_source(37, cols, g, 900), s1 = make_source(5, cols, g, 901), s2 = make_source(64, cols, g, 902);
+        const PackedWeight w0 = pack(s0), w1 = pack(s1), w2 = pack(s2);
+        const auto x = random_x(cols, 903);
+        for (TritplaneGemvVariant v : {TritplaneGemvVariant::Int8Superblocks, TritplaneGemvVariant::Int8RowBlocksCmp,
+                                       TritplaneGemvVariant::Int8RowBlocksLut, TritplaneGemvVariant::Int8RowBlocksLut7,
+                                       TritplaneGemvVariant::Int8Triples}) {
+            set_tritplane_gemv_variant(v);
+            for (SimdLevel level : available_levels()) {
+                set_simd_level(level);
+                const std::string where = "g" + std::to_string(g) + " " + tritplane_gemv_variant_name(v) + " " + simd_level_name(level);
+                const PackedWeight* ws[] = {&w0, &w1, &w2};
+                std::vector<float> one[3], many[3];
+                float* ys[3];
+                for (int i = 0; i < 3; ++i) {
+                    one[i].assign(size_t(ws[i]->rows), -1.0f);
+                    many[i].assign(size_t(ws[i]->rows), -2.0f);
+                    ws[i]->format->gemv(*ws[i], x.data(), one[i].data());
+                    ys[i] = many[i].data();
+                }
+                gemv_shared_input(ws, x.data(), ys);
+                for (int i = 0; i < 3; ++i)
+                    ASSERT_EQ(std::memcmp(many[i].data(), one[i].data(), one[i].size() * 4), 0) << where << ": weight " << i;
+            }
+        }
+    }
+    set_tritplane_gemv_variant(saved);
+    // Different groups over the same columns: each by its own tables.
+    const Source a = make_source(19, 1024, 64, 910), b = make_source(7, 1024, 128, 911);
+    const PackedWeight wa = pack(a), wb = pack(b);
+    const auto x = random_x(1024, 912);
+    std::vector<float> ya(19), yb(7), ea(19), eb(7);
+    wa.format->gemv(wa, x.data(), ea.data());
+    wb.format->gemv(wb, x.data(), eb.data());
+    const PackedWeight* ws[] = {&wa, &wb};
+    float* ys[] = {ya.data(), yb.data()};
+    gemv_shared_input(ws, x.data(), ys);
+    EXPECT_EQ(ya, ea);
+    EXPECT_EQ(yb, eb);
+    float* too_few[] = {ya.data()};
+    EXPECT_THROW(gemv_shared_input(ws, x.data(), too_few), Error);
+}
+
 // The repack is also built on the fly where prepare() did not run (a weight packed at a lower level).
 TEST(Tritplane, RowBlocksWithoutPrepare) {
     const SimdLevel top = simd_level();

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 namespace planeq {
 
@@ -71,6 +72,22 @@ void parallel_stream(int64_t n, int64_t chunk, Body&& body) {
             while (take(r, r >= team, lo, hi)) body(lo, hi);
         }
     }
+}
+
+// parallel_stream over several arrays of items laid end to end (the rows of q, k and v, say): one fork/join
+// and one set of streams with stealing for all of them. body(k, lo, hi) gets items [lo, hi) of array k; a
+// chunk that straddles two arrays is split at the boundary.
+template <class Body>
+void parallel_stream_concat(const std::vector<int64_t>& counts, int64_t chunk, Body&& body) {
+    std::vector<int64_t> start(counts.size() + 1, 0);
+    for (size_t k = 0; k < counts.size(); ++k) start[k + 1] = start[k] + counts[k];
+    parallel_stream(start.back(), chunk, [&](int64_t lo, int64_t hi) {
+        size_t k = size_t(std::upper_bound(start.begin(), start.end(), lo) - start.begin()) - 1;
+        for (; k < counts.size() && start[k] < hi; ++k) {
+            const int64_t a = std::max(lo, start[k]), b = std::min(hi, start[k + 1]);
+            if (a < b) body(k, a - start[k], b - start[k]);
+        }
+    });
 }
 
 }  // namespace planeq

@@ -131,4 +131,14 @@ void gemv_via_dequantize(const PackedWeight& w, const float* x, float* y) {
     }
 }
 
+void gemv_shared_input(std::span<const PackedWeight* const> ws, const float* x, std::span<float* const> ys) {
+    if (ws.size() != ys.size()) fail("gemv_shared_input: " + std::to_string(ws.size()) + " weights, " + std::to_string(ys.size()) + " outputs");
+    if (ws.empty()) return;
+    const WeightFormat* f = ws[0]->format;
+    const bool together = f->gemv_many && ws.size() > 1 &&
+                          std::all_of(ws.begin(), ws.end(), [&](const PackedWeight* w) { return w->format == f && w->cols == ws[0]->cols; });
+    if (together) return f->gemv_many(ws, x, ys);
+    for (size_t i = 0; i < ws.size(); ++i) ws[i]->format->gemv(*ws[i], x, ys[i]);
+}
+
 }  // namespace planeq

@@ -79,6 +79,9 @@ struct WeightFormat {
     // Optional fast dequantization of a block: rows [r0, r0 + nr), columns [c0, c0 + nc) into out[nr × nc].
     // The generic GEMM (gemm_packed) streams the weight through this, panel by panel.
     void (*dequantize_block)(const PackedWeight& w, int64_t r0, int64_t nr, int64_t c0, int64_t nc, float* out) = nullptr;
+    // Optional: ys[i] = ws[i] x for several weights of this format with the same columns (q, k, v; gate, up), as
+    // one GEMV: x is quantized once and all rows are one parallel pass. Each ys[i] has the bits gemv gives.
+    void (*gemv_many)(std::span<const PackedWeight* const> ws, const float* x, std::span<float* const> ys) = nullptr;
 };
 
 const WeightFormat* find_format(std::string_view name);
@@ -102,6 +105,9 @@ PackedWeight bind_weight(const WeightFormat& fmt, int64_t rows, int64_t cols, co
 void gemm_via_dequantize(const PackedWeight& w, const float* x, int64_t n, float* y);
 // GEMM that dequantizes block by block inside the f32 GEMM's panel packing (needs dequantize_block).
 void gemm_packed(const PackedWeight& w, const float* x, int64_t n, float* y);
+// ys[i] = ws[i] x, all weights applied to one x: the format's gemv_many where every weight has it (one format,
+// the same columns), else one gemv each. Same bits as one gemv each.
+void gemv_shared_input(std::span<const PackedWeight* const> ws, const float* x, std::span<float* const> ys);
 // GEMV by the reference dequantize, row block by row block (slow; for formats' scalar fallback).
 void gemv_via_dequantize(const PackedWeight& w, const float* x, float* y);
 

@@ -226,9 +226,18 @@ struct ActBuffers {
     std::vector<uint8_t> lut;
 };
 
-void gemv(const PackedWeight& w, const float* x, float* y) {
-    const cpu::TritplaneView v = view_of(w);
-    const int64_t cols = w.cols, G = v.ngroups;
+// ys[i] = ws[i] x for weights with the same columns and group (one weight: the plain GEMV). x is quantized
+// and its tables are built once; the rows of all weights are one parallel pass (parallel_stream_concat), so
+// q, k and v (gate and up) cost one fork/join, and the threads' streams and stealing span them all. Each
+// weight's rows go through the same kernel as alone, so each ys[i] has the same bits.
+void gemv_many(std::span<const PackedWeight* const> ws, const float* x, std::span<float* const> ys) {
+    const cpu::TritplaneView v = view_of(*ws[0]);
+    const int64_t cols = v.cols, G = v.ngroups;
+    for (const PackedWeight* w : ws)
+        if (w->cols != cols || view_of(*w).group != v.group) {  // tables differ: one at a time
+            for (size_t i = 0; i < ws.size(); ++i) gemv_many(std::span(&ws[i], 1), x, std::span(&ys[i], 1));
+            return;
+        }
     thread_local ActBuffers buf;
     buf.xq.assign(size_t(cols + 64), 0);
     buf.d.resize(size_t(G));
@@ -239,22 +248,25 @@ void gemv(const PackedWeight& w, const float* x, float* y) {
     else cpu::int_group_quantize_act_scalar(x, cols, v.group, buf.xq.data(), buf.d.data(), buf.sx.data());
     const TritplaneGemvVariant variant = tritplane_gemv_variant();
     const Kernel k = kernel_for(level, variant);
-    if (k == Kernel::Triples) {
-        const auto r = repack_of(w, k);
-        const cpu::TritTriples& t = r->triples;
-        buf.lut.resize(cpu::tritplane_triple_lut_bytes(t));
-        cpu::tritplane_build_triple_lut_avx2(t, buf.xq.data(), buf.lut.data());
-        const uint8_t* lut = buf.lut.data();
-        const float* d = buf.d.data();
-        // Contiguous runs of 32-row blocks per thread, with stealing (as the int and bitplane formats).
-        parallel_stream(t.nblocks, 1, [&](int64_t lo, int64_t hi) { cpu::tritplane_gemv_triples_avx2(t, lut, d, lo, hi, y); });
-        return;
-    }
-    if (k == Kernel::BlocksP5 || k == Kernel::BlocksLut7) {
-        const auto r = repack_of(w, k);
-        const cpu::TritBlocks& blocks = r->blocks;
-        buf.xext.resize(cpu::tritplane_xext_entries(blocks));
-        cpu::tritplane_build_xext(blocks, buf.xq.data(), buf.xext.data());
+    std::vector<int64_t> counts(ws.size());
+    if (k == Kernel::Triples || k == Kernel::BlocksP5 || k == Kernel::BlocksLut7) {
+        std::vector<std::shared_ptr<const Repack>> r(ws.size());
+        for (size_t i = 0; i < ws.size(); ++i) r[i] = repack_of(*ws[i], k);
+        if (k == Kernel::Triples) {
+            const cpu::TritTriples& t = r[0]->triples;
+            buf.lut.resize(cpu::tritplane_triple_lut_bytes(t));
+            cpu::tritplane_build_triple_lut_avx2(t, buf.xq.data(), buf.lut.data());
+            const uint8_t* lut = buf.lut.data();
+            const float* d = buf.d.data();
+            for (size_t i = 0; i < ws.size(); ++i) counts[i] = r[i]->triples.nblocks;
+            // Contiguous runs of 32-row blocks per thread, with stealing (as the int and bitplane formats).
+            parallel_stream_concat(counts, 1, [&](size_t i, int64_t lo, int64_t hi) {
+                cpu::tritplane_gemv_triples_avx2(r[i]->triples, lut, d, lo, hi, ys[i]);
+            });
+            return;
+        }
+        buf.xext.resize(cpu::tritplane_xext_entries(r[0]->blocks));
+        cpu::tritplane_build_xext(r[0]->blocks, buf.xq.data(), buf.xext.data());
         cpu::TritBlockAct a;
         a.xq = buf.xq.data();
         a.xext = buf.xext.data();
@@ -264,18 +276,22 @@ void gemv(const PackedWeight& w, const float* x, float* y) {
                       : variant == TritplaneGemvVariant::Int8RowBlocksCmp ? &cpu::tritplane_gemv_blocks_cmp_avx512
                       : variant == TritplaneGemvVariant::Int8RowBlocksLut ? &cpu::tritplane_gemv_blocks_lut_avx512
                                                                           : &cpu::tritplane_gemv_blocks_lut7_avx512;
-        const int64_t nb = blocks.nblocks;
+        for (size_t i = 0; i < ws.size(); ++i) counts[i] = r[i]->blocks.nblocks;
         // Contiguous runs of blocks per thread, two at a time, with stealing (as the int and bitplane formats).
-        parallel_stream(nb, 2, [&](int64_t lo, int64_t hi) { kernel(blocks, a, lo, hi, y); });
+        parallel_stream_concat(counts, 2, [&](size_t i, int64_t lo, int64_t hi) { kernel(r[i]->blocks, a, lo, hi, ys[i]); });
         return;
     }
     // Rows go to threads as contiguous streams with stealing (a descheduled thread's rows are taken over).
-    const int64_t rows = w.rows, step = 16;
+    std::vector<cpu::TritplaneView> views(ws.size());
+    for (size_t i = 0; i < ws.size(); ++i) views[i] = view_of(*ws[i]), counts[i] = ws[i]->rows;
+    const int64_t step = 16;
     if (level == SimdLevel::Scalar) {
         const int8_t* xq = buf.xq.data();
         const float* d = buf.d.data();
         const int32_t* sx = buf.sx.data();
-        parallel_stream(rows, step, [&](int64_t lo, int64_t hi) { cpu::tritplane_gemv_rows_scalar(v, xq, d, sx, lo, hi, y); });
+        parallel_stream_concat(counts, step, [&](size_t i, int64_t lo, int64_t hi) {
+            cpu::tritplane_gemv_rows_scalar(views[i], xq, d, sx, lo, hi, ys[i]);
+        });
         return;
     }
     buf.xexp.resize(cpu::tritplane_xexp_bytes(v));
@@ -287,7 +303,13 @@ void gemv(const PackedWeight& w, const float* x, float* y) {
     a.zinit = buf.zinit.data();
     a.dexp = buf.dexp.data();
     auto kernel = level == SimdLevel::Avx512 ? &cpu::tritplane_gemv_rows_avx512 : &cpu::tritplane_gemv_rows_avx2;
-    parallel_stream(rows, step, [&](int64_t lo, int64_t hi) { kernel(v, a, lo, hi, y); });
+    parallel_stream_concat(counts, step, [&](size_t i, int64_t lo, int64_t hi) { kernel(views[i], a, lo, hi, ys[i]); });
+}
+
+void gemv(const PackedWeight& w, const float* x, float* y) {
+    const PackedWeight* ws[] = {&w};
+    float* ys[] = {y};
+    gemv_many(ws, x, ys);
 }
 
 }  // namespace
@@ -422,6 +444,7 @@ const WeightFormat kFormatTritplane{
     &gemm_packed,
     &prepare,
     &dequantize_block,
+    &gemv_many,
 };
 
 }  // namespace planeq

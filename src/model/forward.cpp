@@ -120,9 +120,9 @@ void block_forward(const Model& m, int64_t layer, float* x, int64_t n, int64_t p
 
     // Attention sub-block.
     rmsnorm(x, b.attn_norm.data(), n, d, c.rms_eps, buf.h.data());
-    b.q.forward(buf.h.data(), n, buf.q.data());
-    b.k.forward(buf.h.data(), n, buf.k.data());
-    b.v.forward(buf.h.data(), n, buf.v.data());
+    const Linear* qkv[] = {&b.q, &b.k, &b.v};
+    float* qkv_out[] = {buf.q.data(), buf.k.data(), buf.v.data()};
+    forward_shared_input(qkv, buf.h.data(), n, qkv_out);
     norm_and_rotate(m, b.q_norm, buf.q.data(), n, c.n_heads, pos0);
     norm_and_rotate(m, b.k_norm, buf.k.data(), n, c.n_kv_heads, pos0);
     for (int64_t t = 0; t < n; ++t) {
@@ -141,8 +141,9 @@ void ffn_block(const Model& m, int64_t layer, float* x, int64_t n, ForwardBuffer
     const int64_t d = c.hidden;
     // Feed-forward sub-block (SwiGLU).
     rmsnorm(x, b.ffn_norm.data(), n, d, c.rms_eps, buf.h.data());
-    b.gate.forward(buf.h.data(), n, buf.gate.data());
-    b.up.forward(buf.h.data(), n, buf.up.data());
+    const Linear* gate_up[] = {&b.gate, &b.up};
+    float* gate_up_out[] = {buf.gate.data(), buf.up.data()};
+    forward_shared_input(gate_up, buf.h.data(), n, gate_up_out);
     swiglu(buf.gate.data(), buf.up.data(), n * c.intermediate);
     b.down.forward(buf.gate.data(), n, buf.h.data());
     for (int64_t i = 0; i < n * d; ++i) x[i] += buf.h[size_t(i)];

@@ -9,14 +9,30 @@
 
 namespace planeq {
 
+namespace {
+void add_bias(const Linear& l, int64_t n, float* y) {
+    const int64_t out = l.weight.rows;
+    if (!l.bias.empty())
+        for (int64_t t = 0; t < n; ++t)
+            for (int64_t r = 0; r < out; ++r) y[t * out + r] += l.bias[size_t(r)];
+}
+}  // namespace
+
 void Linear::forward(const float* x, int64_t n, float* y) const {
     if (n == 1) weight.format->gemv(weight, x, y);
     else weight.format->gemm(weight, x, n, y);
-    if (!bias.empty()) {
-        const int64_t out = weight.rows;
-        for (int64_t t = 0; t < n; ++t)
-            for (int64_t r = 0; r < out; ++r) y[t * out + r] += bias[size_t(r)];
+    add_bias(*this, n, y);
+}
+
+void forward_shared_input(std::span<const Linear* const> ls, const float* x, int64_t n, std::span<float* const> ys) {
+    if (n != 1) {
+        for (size_t i = 0; i < ls.size(); ++i) ls[i]->forward(x, n, ys[i]);
+        return;
     }
+    std::vector<const PackedWeight*> ws;
+    for (const Linear* l : ls) ws.push_back(&l->weight);
+    gemv_shared_input(ws, x, ys);
+    for (size_t i = 0; i < ls.size(); ++i) add_bias(*ls[i], 1, ys[i]);
 }
 
 namespace {

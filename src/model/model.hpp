@@ -23,6 +23,10 @@ struct Linear {
     int64_t in_features() const { return weight.cols; }
     int64_t out_features() const { return weight.rows; }
 };
+// ys[i][n × out_i] = x · W_iᵀ (+ bias_i) for linears that read the same x (q, k, v; gate, up). One token: one
+// GEMV for all (gemv_shared_input: x quantized once, one parallel pass); more: each forward. The same results
+// as each forward.
+void forward_shared_input(std::span<const Linear* const> ls, const float* x, int64_t n, std::span<float* const> ys);
 
 struct Block {
     std::vector<float> attn_norm, ffn_norm;

@@ -239,9 +239,9 @@ void cached_block(const Model& m, int64_t layer, float* x, int64_t n, int64_t t0
     const int64_t group = c.n_heads / c.n_kv_heads;
 
     rmsnorm(x, b.attn_norm.data(), n, d, c.rms_eps, buf.h.data());
-    b.q.forward(buf.h.data(), n, buf.q.data());
-    b.k.forward(buf.h.data(), n, buf.k.data());
-    b.v.forward(buf.h.data(), n, buf.v.data());
+    const Linear* qkv[] = {&b.q, &b.k, &b.v};
+    float* qkv_out[] = {buf.q.data(), buf.k.data(), buf.v.data()};
+    forward_shared_input(qkv, buf.h.data(), n, qkv_out);
     // Qwen3 q/k norms per head (in place); keys stay un-rotated, queries are rotated per token below.
     if (!b.q_norm.empty()) rmsnorm(buf.q.data(), b.q_norm.data(), n * c.n_heads, hd, c.rms_eps, buf.q.data());
     if (!b.k_norm.empty()) rmsnorm(buf.k.data(), b.k_norm.data(), n * c.n_kv_heads, hd, c.rms_eps, buf.k.data());
