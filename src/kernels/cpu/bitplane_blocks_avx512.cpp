@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "kernels/cpu/bitplane_kernels.hpp"
+#include "kernels/cpu/block_prefetch.hpp"
 
 namespace planeq::cpu {
 
@@ -24,10 +25,6 @@ PLANEQ_AI __m512 bf16x16(const uint8_t* p) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
 }
 
-// Software prefetch distance in the block's single byte stream (the row layout needs 4 KB per row stream
-// on this machine's memory, docs/formats.md).
-constexpr int64_t kPrefetchBytes = 4096;
-constexpr int64_t kPrefetchL2Bytes = 16384;  // and into L2 further ahead (docs/formats.md, "Two prefetch distances")
 
 // Four column quads per step, each with its own accumulators: vpdpbusd's latency would otherwise chain
 // every step of a plane.
@@ -44,12 +41,8 @@ void block(const BitplaneBlocks& w, const BitplaneAct& a, int64_t blk, float* y)
             for (int u = 0; u < 4; ++u) s[m][u] = _mm512_setzero_si512();
         for (int64_t q = 0; q < QUADS; q += 4) {
             const uint8_t* pq = p + q * QB;
-            _mm_prefetch(reinterpret_cast<const char*>(pq + kPrefetchBytes), _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(pq + kPrefetchL2Bytes), _MM_HINT_T2);
-            if constexpr (K > 2) {
-                _mm_prefetch(reinterpret_cast<const char*>(pq + kPrefetchBytes + 64), _MM_HINT_T0);
-                _mm_prefetch(reinterpret_cast<const char*>(pq + kPrefetchL2Bytes + 64), _MM_HINT_T2);
-            }
+            prefetch_block_line(pq);
+            if constexpr (K > 2) prefetch_block_line(pq + 64);
             for (int u = 0; u < 4; ++u) {
                 const __m512i xb = _mm512_set1_epi32(xq[q + u]);
                 for (int m = 0; m < K; ++m)
@@ -86,8 +79,7 @@ void block_slots(const BitplaneBlocks& w, const BitplaneAct& a, int64_t blk, flo
         for (int i = 0; i < 8; ++i) s[i] = _mm512_setzero_si512();
         for (int64_t st = 0; st < STEPS; ++st) {
             const uint8_t* pv = p + st * 64;
-            _mm_prefetch(reinterpret_cast<const char*>(pv + kPrefetchBytes), _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(pv + kPrefetchL2Bytes), _MM_HINT_T2);
+            prefetch_block_line(pv);
             const __m512i v = _mm512_loadu_si512(pv);
             for (int u = 0; u < Q; ++u) {
                 const __m512i xb = _mm512_set1_epi32(xq[st * Q + u]);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/cpu/block_prefetch.hpp"
 #include "kernels/cpu/group_dispatch.hpp"
 #include "kernels/cpu/int_group_kernels.hpp"
 
@@ -17,17 +18,6 @@ namespace {
 
 #define PLANEQ_AI inline __attribute__((always_inline))
 
-// Prefetch distance in the block's code stream (as the row kernels: this VM's memory wants it far ahead).
-constexpr int64_t kPrefetchBytes = 4096;  // T1 and 8–16 KB measured the same or worse (4096 × 14336)
-constexpr auto kHint = _MM_HINT_T0;
-// And every line again into L2 16 KB ahead, so the L1 prefetch finds it on chip (docs/formats.md, "Two
-// prefetch distances": int2 4096 × 14336 read_frac 0.82–0.84 → 0.88–0.91).
-constexpr int64_t kPrefetchL2Bytes = 16384;
-
-PLANEQ_AI void prefetch_ahead(const uint8_t* p) {
-    _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), kHint);
-    _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchL2Bytes), _MM_HINT_T2);
-}
 
 PLANEQ_AI __m512i bcast_quad(const int8_t* x) {
     int32_t v;
@@ -45,8 +35,8 @@ PLANEQ_AI __m512i group_dots(const uint8_t* codes, const int8_t* xq) {
     if constexpr (B == 4) {
         for (int64_t q = 0; q < QUADS; q += 4) {  // two vectors: quads q … q + 3
             const uint8_t* p = codes + q * 32;
-            prefetch_ahead(p);
-            prefetch_ahead(p + 64);
+            prefetch_block_line(p);
+            prefetch_block_line(p + 64);
             const __m512i v0 = _mm512_loadu_si512(p), v1 = _mm512_loadu_si512(p + 64);
             s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(v0, m4), bcast_quad(xq + 4 * q));
             s1 = _mm512_dpbusd_epi32(s1, _mm512_andnot_si512(m4, v0), bcast_quad(xq + 4 * q + 4));  // 16 × code
@@ -57,7 +47,7 @@ PLANEQ_AI __m512i group_dots(const uint8_t* codes, const int8_t* xq) {
         const uint8_t* hi = codes + QUADS * 16;
         for (int64_t q = 0; q < QUADS; q += 4) {  // one vector: quads q … q + 3
             const uint8_t* p = codes + q * 16;
-            prefetch_ahead(p);
+            prefetch_block_line(p);
             const __m512i v = _mm512_loadu_si512(p);
             if constexpr (B == 2) {  // fields masked in place (no shifts): s1..s3 count 4, 16, 64 × code
                 s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(v, m2), bcast_quad(xq + 4 * q));

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/cpu/block_prefetch.hpp"
 #include "kernels/cpu/group_dispatch.hpp"
 #include "kernels/cpu/tritplane_digits_avx512.hpp"
 #include "kernels/cpu/tritplane_kernels.hpp"
@@ -19,10 +20,6 @@ namespace planeq::cpu {
 namespace {
 
 #define PLANEQ_AI inline __attribute__((always_inline))
-
-// Software prefetch in the block's byte stream, every line of a unit: into L1 4 KB ahead (as the int and
-// bitplane block kernels) and into L2 16 KB ahead (docs/formats.md, "Two prefetch distances").
-constexpr int64_t kPrefetchL1Bytes = 4096, kPrefetchL2Bytes = 16384;
 
 PLANEQ_AI __m512i bcast_quad(const void* x) {
     int32_t v;
@@ -122,10 +119,7 @@ void block(const TritBlocks& w, const TritBlockAct& a, const Dec& dec, int64_t b
     alignas(64) __m512 o[16];
     for (auto& v : o) v = _mm512_setzero_ps();
     for (int64_t t = 0; t < w.nunits; ++t, p += Q::unit_bytes) {
-        for (int64_t l = 0; l < Q::unit_bytes; l += 64) {
-            _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchL1Bytes + l), _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchL2Bytes + l), _MM_HINT_T2);
-        }
+        for (int64_t l = 0; l < Q::unit_bytes; l += 64) prefetch_block_line(p + l);
         __m512i seg[Q::S];
         // Main vectors: digit k of vector v is trits M·k + 4v … M·k + 4v + 3 of the segment's group. The two
         // planes of a group (segments 2h, 2h + 1) meet the same activation quads and go together: ten
